@@ -1,0 +1,3 @@
+"""Singer target for PostgreSQL."""
+
+from __future__ import annotations

@@ -1,0 +1,558 @@
+"""The PostgreSQL sink: records become COPY text rows streamed to the server while the input is still being read.
+
+Per batch and per stream, one transaction: rows are COPY'd (text format) into the table (append-only) or into a
+temporary staging table (upsert: then one `INSERT ... SELECT DISTINCT ON (key) ... ON CONFLICT DO UPDATE`, newest
+record of the batch wins), then committed. Nothing of a batch is visible before its commit, so a failure or a kill
+leaves no half-written batch. The row builder is generated once per SCHEMA, not per record, because per-record
+Python work is what limits a target's speed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import decimal
+import queue
+import re
+import threading
+import time
+from array import array
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import psycopg2
+import psycopg2.extensions
+from singer_sdk.exceptions import MissingKeyPropertiesError
+from singer_sdk.sinks import BatchSink
+
+from harborline_singer_shared.rules import (
+    ColumnPlan,
+    ColumnType,
+    Kind,
+    TablePlan,
+    make_getter,
+    plan_table,
+)
+from target_postgres import connector
+from target_postgres.connector import quote
+
+if TYPE_CHECKING:
+    from singer_sdk.sinks.core import BaseJSONSchemaValidator
+
+    from target_postgres.target import TargetPostgres
+
+SEQ_COLUMN = "__harborline_seq"
+_NULL = "\\N"
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\x00": "\ufffd"})
+_json_encode = msgspec.json.Encoder(decimal_format="number").encode
+_FLUSH_CHARS = 1 << 18
+
+
+class TargetLoadError(Exception):
+    """A load problem with one clear message (stream, input line, column); the run stops with exit code 1."""
+
+
+class RecordTypeError(TargetLoadError):
+    """A record value does not match its schema's type."""
+
+
+def _sanitize_json(value: Any) -> Any:
+    """PostgreSQL jsonb rejects \\u0000: replace NUL in strings (and keys) with U+FFFD, as for text columns."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_sanitize_json(k): _sanitize_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_sanitize_json(v) for v in value]
+    return value
+
+
+def _json_text(value: Any) -> str:
+    text = _json_encode(value).decode("utf-8")
+    if "\\u0000" in text:
+        text = _json_encode(_sanitize_json(value)).decode("utf-8")
+    return text.translate(_ESCAPES)
+
+
+class _Mismatch(Exception):  # noqa: N818 - internal signal, turned into RecordTypeError with context
+    def __init__(self, expected: str, value: Any) -> None:
+        super().__init__(expected)
+        self.expected = expected
+        self.got = type(value).__name__
+
+
+def _converter(column_type: ColumnType, *, validate: bool) -> Callable[[Any], str]:  # noqa: C901
+    """Value -> COPY text field for one column type (None -> \\N)."""
+    kind = column_type.kind
+
+    def loose(v: Any) -> str:
+        if v is None:
+            return _NULL
+        if isinstance(v, (dict, list)):
+            return _json_text(v)
+        if v is True or v is False:
+            return "t" if v else "f"
+        return str(v).translate(_ESCAPES)
+
+    if kind is Kind.JSON:
+        return lambda v: _NULL if v is None else _json_text(v)
+    if not validate:
+        return loose
+    if kind is Kind.STRING:
+
+        def string(v: Any) -> str:
+            if type(v) is str:
+                return v.translate(_ESCAPES)
+            if v is None:
+                return _NULL
+            raise _Mismatch("string", v)
+
+        return string
+    if kind is Kind.INTEGER:
+
+        def integer(v: Any) -> str:
+            if type(v) is int:
+                return str(v)
+            if v is None:
+                return _NULL
+            if type(v) is decimal.Decimal and v == v.to_integral_value():
+                return str(int(v))
+            raise _Mismatch("integer", v)
+
+        return integer
+    if kind is Kind.NUMBER:
+
+        def number(v: Any) -> str:
+            t = type(v)
+            if t is decimal.Decimal or t is int or t is float:
+                return str(v)
+            if v is None:
+                return _NULL
+            if t is str and kind is Kind.NUMBER:
+                try:
+                    return str(decimal.Decimal(v))
+                except decimal.InvalidOperation:
+                    pass
+            raise _Mismatch("number", v)
+
+        return number
+    if kind is Kind.BOOLEAN:
+
+        def boolean(v: Any) -> str:
+            if v is True:
+                return "t"
+            if v is False:
+                return "f"
+            if v is None:
+                return _NULL
+            raise _Mismatch("boolean", v)
+
+        return boolean
+
+    # date, time, timestamp: ISO text, parsed (offsets honoured) by PostgreSQL during COPY.
+    def temporal(v: Any) -> str:
+        if type(v) is str:
+            return v.translate(_ESCAPES)
+        if v is None:
+            return _NULL
+        if isinstance(v, (datetime.date, datetime.time)):
+            return v.isoformat()
+        raise _Mismatch(kind.value, v)
+
+    return temporal
+
+
+def build_row_function(columns: list[ColumnPlan], *, validate: bool) -> Callable[[Mapping[str, Any]], str]:
+    """Generate `record -> "f1\\tf2\\t...\\n"` once per schema: one expression per column, no per-record loops."""
+    namespace: dict[str, Any] = {"_Mismatch": _Mismatch}
+    parts = []
+    for i, col in enumerate(columns):
+        assert col.source is not None  # noqa: S101 - only source columns are loaded from records
+        namespace[f"c{i}"] = _converter(col.type, validate=validate)
+        if len(col.source.path) == 1:
+            parts.append(f"c{i}(r.get({col.source.path[0]!r}))")
+        else:
+            namespace[f"g{i}"] = make_getter(col.source.path)
+            parts.append(f"c{i}(g{i}(r))")
+    body = ' + "\\t" + '.join(parts) if parts else '""'
+    src = f"def row(r):\n    return {body} + '\\n'\n"
+    exec(compile(src, "<row>", "exec"), namespace)  # noqa: S102 - code built only from repr() literals
+    return namespace["row"]  # type: ignore[no-any-return]
+
+
+class _QueueReader:
+    """A file-like object psycopg2's copy_expert pulls from; the parser thread pushes bytes into it."""
+
+    def __init__(self, q: queue.Queue[bytes | None]) -> None:
+        self._q = q
+        self._done = False
+
+    def read(self, size: int = -1) -> bytes:  # noqa: ARG002 - chunks are pre-sized by the producer
+        if self._done:
+            return b""
+        chunk = self._q.get()
+        if chunk is None:
+            self._done = True
+            return b""
+        return chunk
+
+    readline = read
+
+
+class CopyStream:
+    """COPY ... FROM STDIN fed from this thread while the server consumes in another, with a bounded buffer."""
+
+    def __init__(self, conn: psycopg2.extensions.connection, sql: str) -> None:
+        self._q: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+        self.error: BaseException | None = None
+        self._conn = conn
+        self._sql = sql
+        self._thread = threading.Thread(target=self._run, name="copy", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            with self._conn.cursor() as cur:
+                cur.copy_expert(self._sql, _QueueReader(self._q), size=1 << 20)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the producer thread
+            self.error = exc
+            while self._q.get() is not None:  # unblock the producer until it closes
+                pass
+
+    def write(self, data: bytes) -> None:
+        """Queue one chunk (blocks while the server is behind: memory stays bounded)."""
+        if self.error is None:
+            self._q.put(data)
+
+    def close(self) -> None:
+        """End the COPY and wait for the server; raise what the server said, if anything."""
+        self._q.put(None)
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+_COPY_CONTEXT = re.compile(r"COPY [^,]+, line (\d+)(?:, column ([^:]+))?")
+
+
+class PostgresSink(BatchSink):
+    """One stream into one table."""
+
+    target: TargetPostgres
+
+    def __init__(self, target: TargetPostgres, stream_name: str, schema: dict[str, Any], key_properties: Any) -> None:
+        self.target = target
+        pseudonymizer = target.pseudonymizer
+        if pseudonymizer is not None and pseudonymizer.paths_for(stream_name):
+            schema = pseudonymizer.transform_schema(stream_name, schema)
+            self._pseudonymize: Callable[[dict[str, Any]], dict[str, Any]] | None = lambda r: (
+                pseudonymizer.transform_record(stream_name, r)
+            )
+        else:
+            self._pseudonymize = None
+        super().__init__(target, stream_name, schema, key_properties)
+        self.conn: psycopg2.extensions.connection | None = None
+        self._copy: CopyStream | None = None
+        self._chunks: list[str] = []
+        self._chunk_chars = 0
+        self._batch_rows = 0
+        self._batch_bytes = 0
+        self._lines = array("q")
+        self._overwrite_pending = False
+
+    # -- configuration -------------------------------------------------------------------------------------------
+
+    def get_validator(self) -> BaseJSONSchemaValidator | None:
+        """Validation happens in the generated row builder (type checks while converting), not per dict."""
+        return None
+
+    @property
+    def max_size(self) -> int:
+        """Rows per batch."""
+        return int(self.config.get("batch_size_rows") or 100_000)
+
+    @property
+    def is_full(self) -> bool:
+        """Full by rows or by bytes, whichever comes first."""
+        return self._batch_rows >= self.max_size or self._batch_bytes >= self.target.batch_size_bytes
+
+    @property
+    def current_size(self) -> int:
+        """Rows in the open batch."""
+        return self._batch_rows
+
+    # -- table setup ---------------------------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        """Create or evolve the table for this SCHEMA (one transaction), then prepare the load path."""
+        self.schema_name = self.target.schema_name
+        self.conn = connector.connect(self.config)
+        t = self.target
+        with self.conn.cursor() as cur:
+            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(self.schema_name)}")
+            self.table_name = t.table_name_for(cur, self.stream_name)
+            existing = connector.read_columns(cur, self.schema_name, self.table_name)
+            self.plan: TablePlan = plan_table(
+                self.stream_name,
+                self.schema,
+                list(self.key_properties),
+                existing,
+                connector.RULES,
+                system_columns={t.timestamp_column: ColumnType(Kind.TIMESTAMP)},
+                reserved=[SEQ_COLUMN],
+                max_depth=t.flattening_max_depth,
+            )
+            existing_pk = connector.read_primary_key(cur, self.schema_name, self.table_name) if existing else []
+            ddl = connector.plan_ddl(self.plan, self.schema_name, self.table_name, self.stream_name, t.timestamp_column)
+            keys = self.plan.key_columns
+            if existing is not None and keys and existing_pk != keys:
+                ddl.extend(self._replace_primary_key(existing_pk, keys))
+            for stmt in ddl:
+                cur.execute(stmt)
+            self.key_columns = keys or existing_pk
+        self.conn.commit()
+        if self.plan.create:
+            self.logger.info("Created table %s.%s", self.schema_name, self.table_name)
+        for col in self.plan.add:
+            self.logger.info("Added column %s.%s (%s)", self.table_name, col.name, col.type)
+        for col, old in self.plan.widen:
+            self.logger.info("Widened column %s.%s from %s to %s", self.table_name, col.name, old, col.type)
+        self._prepare_load()
+
+    def _replace_primary_key(self, old: list[str], new: list[str]) -> list[str]:
+        target = connector.qualified(self.schema_name, self.table_name)
+        stmts = []
+        if old:
+            with self.conn.cursor() as cur:  # type: ignore[union-attr]
+                cur.execute(
+                    "SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'p'", (target,)
+                )
+                row = cur.fetchone()
+            if row:
+                stmts.append(f"ALTER TABLE {target} DROP CONSTRAINT {quote(row[0])}")
+        stmts.extend(f"ALTER TABLE {target} ALTER COLUMN {quote(k)} SET NOT NULL" for k in new)
+        stmts.append(f"ALTER TABLE {target} ADD PRIMARY KEY (" + ", ".join(quote(k) for k in new) + ")")
+        return stmts
+
+    def _prepare_load(self) -> None:
+        t = self.target
+        self.load_columns = self.plan.source_columns
+        self._row = build_row_function(self.load_columns, validate=t.validate_records)
+        self._key_names = [c.source.path[0] for c in self.plan.columns if c.is_key and c.source]
+        self._required = [
+            r for r in (self.schema.get("required") or []) if isinstance(r, str) and r not in self._key_names
+        ]
+        self.mode = t.load_method_for(self)
+        target = connector.qualified(self.schema_name, self.table_name)
+        cols = ", ".join(quote(c.name) for c in self.load_columns)
+        if self.mode == "append-only":
+            self._copy_sql = f"COPY {target} ({cols}) FROM STDIN"
+            return
+        if self.mode == "upsert":
+            stage = quote("hl_stage")
+            stage_sql: tuple[str, ...] = (
+                f"CREATE TEMP TABLE {stage} (LIKE {target} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
+                f"ALTER TABLE {stage} ADD COLUMN {quote(SEQ_COLUMN)} bigint GENERATED ALWAYS AS IDENTITY",
+            )
+        else:  # overwrite: a real staging table, swapped in once at the end of the run
+            stage = connector.qualified(self.schema_name, t.overwrite_stage_name(self.table_name))
+            stage_sql = (
+                f"DROP TABLE IF EXISTS {stage}",
+                f"CREATE TABLE {stage} (LIKE {target} INCLUDING DEFAULTS)",
+                f"ALTER TABLE {stage} ADD COLUMN {quote(SEQ_COLUMN)} bigint GENERATED ALWAYS AS IDENTITY",
+            )
+            if self.table_name in t.overwrite_started:
+                stage_sql = self._resync_stage_sql(stage)
+            t.overwrite_started.add(self.table_name)
+        with self.conn.cursor() as cur:  # type: ignore[union-attr]
+            for stmt in stage_sql:
+                cur.execute(stmt)
+        self.conn.commit()  # type: ignore[union-attr]
+        self._stage = stage
+        self._copy_sql = f"COPY {stage} ({cols}) FROM STDIN"
+
+    def _resync_stage_sql(self, stage: str) -> tuple[str, ...]:
+        """A schema change in the middle of an overwrite run: give the staging table the same new columns/types."""
+        stmts = [f"ALTER TABLE {stage} ADD COLUMN {quote(c.name)} {connector.pg_type(c.type)}" for c in self.plan.add]
+        stmts += [
+            f"ALTER TABLE {stage} ALTER COLUMN {quote(c.name)} TYPE {connector.pg_type(c.type)}"
+            f" USING {quote(c.name)}::{connector.pg_type(c.type)}"
+            for c, _old in self.plan.widen
+        ]
+        return tuple(stmts)
+
+    # -- the record path -----------------------------------------------------------------------------------------
+
+    def append(self, record: dict[str, Any], line: int) -> None:
+        """Add one record to the open batch (called for every RECORD message: keep it lean)."""
+        if self._pseudonymize is not None:
+            record = self._pseudonymize(record)
+        for key in self._key_names:
+            if record.get(key) is None:
+                msg = (
+                    f"stream {self.stream_name!r}, input line {line}: record is missing key property {key!r} "
+                    f"(key_properties {list(self.key_properties)})"
+                )
+                raise MissingKeyPropertiesError(msg)
+        if self._required:
+            missing = [r for r in self._required if r not in record]
+            if missing:
+                msg = f"stream {self.stream_name!r}, input line {line}: record is missing required {missing}"
+                raise RecordTypeError(msg)
+        try:
+            row = self._row(record)
+        except _Mismatch as exc:
+            raise RecordTypeError(self._describe_mismatch(record, line, exc)) from None
+        self._chunks.append(row)
+        self._chunk_chars += len(row)
+        self._lines.append(line)
+        self._batch_rows += 1
+        if self._chunk_chars >= _FLUSH_CHARS:
+            self._flush()
+
+    def _describe_mismatch(self, record: dict[str, Any], line: int, exc: _Mismatch) -> str:
+        """Name the property that failed, never its value (values may be personal data)."""
+        for col in self.load_columns:
+            assert col.source is not None  # noqa: S101
+            try:
+                _converter(col.type, validate=True)(make_getter(col.source.path)(record))
+            except _Mismatch:
+                return (
+                    f"stream {self.stream_name!r}, input line {line}: property {'.'.join(col.source.path)!r} "
+                    f"is {exc.got}, but the schema says {col.type}"
+                )
+        return f"stream {self.stream_name!r}, input line {line}: a value is {exc.got}, the schema says {exc.expected}"
+
+    def _flush(self) -> None:
+        if not self._chunks:
+            return
+        data = "".join(self._chunks).encode("utf-8")
+        self._chunks.clear()
+        self._chunk_chars = 0
+        self._batch_bytes += len(data)
+        if self._copy is None:
+            self._copy = CopyStream(self.conn, self._copy_sql)  # type: ignore[arg-type,unused-ignore]
+        elif self._copy.error is not None:
+            self._finish_copy()  # raises with context
+        self._copy.write(data)
+
+    def _finish_copy(self) -> None:
+        copy, self._copy = self._copy, None
+        if copy is None:
+            return
+        try:
+            copy.close()
+        except psycopg2.Error as exc:
+            self.conn.rollback()  # type: ignore[union-attr]
+            raise TargetLoadError(self._describe_copy_error(exc)) from None
+
+    def _describe_copy_error(self, exc: psycopg2.Error) -> str:
+        diag = exc.diag
+        primary = re.sub(r'"[^"]*"', '"…"', diag.message_primary or str(exc).splitlines()[0])
+        where = ""
+        match = _COPY_CONTEXT.search(diag.context or "")
+        if match:
+            n = int(match.group(1))
+            if 0 < n <= len(self._lines):
+                where = f", input line {self._lines[n - 1]}"
+            if match.group(2):
+                where += f", column {match.group(2)!r}"
+        return f"stream {self.stream_name!r}{where}: PostgreSQL refused the batch: {primary} (nothing was committed)"
+
+    # -- draining ------------------------------------------------------------------------------------------------
+
+    def process_batch(self, context: dict[str, Any]) -> None:  # noqa: ARG002
+        """Finish the COPY, merge when upserting, commit: the batch becomes visible all at once."""
+        started = time.perf_counter()
+        self._flush()
+        self._finish_copy()
+        rows = self._batch_rows
+        assert self.conn is not None  # noqa: S101
+        try:
+            with self.conn.cursor() as cur:
+                if self.mode == "upsert":
+                    cur.execute(self._merge_sql(self._stage, self.table_target))
+                elif self.mode == "overwrite":
+                    self._overwrite_pending = True
+            self.conn.commit()
+        except psycopg2.Error as exc:
+            self.conn.rollback()
+            msg = f"stream {self.stream_name!r}: loading the batch failed: {exc.diag.message_primary or exc}"
+            raise TargetLoadError(msg) from None
+        self.logger.info(
+            "Committed %d rows into %s.%s (%s) in %.2fs",
+            rows,
+            self.schema_name,
+            self.table_name,
+            self.mode,
+            time.perf_counter() - started,
+        )
+        self.record_counter_metric.increment(rows)
+        self._batch_bytes = 0
+        self._lines = array("q")
+
+    def mark_drained(self) -> None:
+        """Reset batch counters after the SDK's bookkeeping."""
+        self._batch_records_read = self._batch_rows
+        super().mark_drained()
+        self._batch_rows = 0
+
+    @property
+    def table_target(self) -> str:
+        """Quoted `"schema"."table"`."""
+        return connector.qualified(self.schema_name, self.table_name)
+
+    def _merge_sql(self, source: str, target: str, *, replace: bool = False) -> str:
+        ts = quote(self.target.timestamp_column)
+        cols = [quote(c.name) for c in self.load_columns]
+        col_list = ", ".join(cols)
+        keys = [quote(k) for k in self.key_columns]
+        if not keys:
+            return f"INSERT INTO {target} ({col_list}, {ts}) SELECT {col_list}, now() FROM {source}"
+        key_list = ", ".join(keys)
+        select = (
+            f"SELECT DISTINCT ON ({key_list}) {col_list}, now() FROM {source} "
+            f"ORDER BY {key_list}, {quote(SEQ_COLUMN)} DESC"
+        )
+        sql = f"INSERT INTO {target} ({col_list}, {ts}) {select}"
+        if replace:
+            return sql
+        updates = [f"{c} = EXCLUDED.{c}" for c in cols if c not in keys] + [f"{ts} = EXCLUDED.{ts}"]
+        return f"{sql} ON CONFLICT ({key_list}) DO UPDATE SET {', '.join(updates)}"
+
+    @property
+    def holds_state(self) -> bool:
+        """An overwrite run's rows are only in the target table after the final swap: hold STATE until then."""
+        return self.mode == "overwrite" and (self._overwrite_pending or self._batch_rows > 0)
+
+    def finalize_overwrite(self) -> None:
+        """Replace the table's rows with the staged ones in one transaction (readers see old or new, never none)."""
+        if self.mode != "overwrite" or not self._overwrite_pending or self.conn is None:
+            return
+        with self.conn.cursor() as cur:
+            cur.execute(f"DELETE FROM {self.table_target}")
+            cur.execute(self._merge_sql(self._stage, self.table_target, replace=True))
+            cur.execute(f"DROP TABLE {self._stage}")
+        self.conn.commit()
+        self._overwrite_pending = False
+        self.target.overwrite_started.discard(self.table_name)
+        self.logger.info("Replaced the rows of %s.%s (overwrite)", self.schema_name, self.table_name)
+
+    def clean_up(self) -> None:
+        """End of input: finish an overwrite, close the connection."""
+        try:
+            self.finalize_overwrite()
+        finally:
+            self.close()
+        super().clean_up()
+
+    def close(self) -> None:
+        """Abandon anything uncommitted and close the connection."""
+        if self._copy is not None:
+            with contextlib.suppress(Exception):  # the transaction is rolled back below anyway
+                self._copy.close()
+            self._copy = None
+        if self.conn is not None and not self.conn.closed:
+            self.conn.rollback()
+            self.conn.close()

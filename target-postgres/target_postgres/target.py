@@ -1,0 +1,356 @@
+"""target-postgres: Singer target for PostgreSQL, loading by COPY with the shared warehouse rules."""
+
+from __future__ import annotations
+
+import decimal
+import hashlib
+import os
+import sys
+import time
+import typing as t
+from collections import Counter, defaultdict
+
+import msgspec
+from singer_sdk import typing as th
+from singer_sdk.exceptions import ConfigValidationError, MissingKeyPropertiesError, RecordsWithoutSchemaException
+from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
+from singer_sdk.mapper import SameRecordTransform
+from singer_sdk.singerlib.encoding.base import GenericSingerReader
+from singer_sdk.singerlib.exceptions import InvalidInputLine
+from singer_sdk.target_base import Target
+
+from harborline_singer_shared.pseudonymize import PSEUDONYMIZATION_SETTINGS, Pseudonymizer
+from harborline_singer_shared.redaction import install_secret_redaction, secret_values_from_config
+from harborline_singer_shared.rules import IncompatibleSchemaChangeError, NameAllocator
+from harborline_singer_shared.rules.plan import MissingKeyColumnError
+from target_postgres import connector
+from target_postgres.sinks import PostgresSink, TargetLoadError
+
+if t.TYPE_CHECKING:
+    from singer_sdk.helpers.capabilities import CapabilitiesEnum
+
+_decode = msgspec.json.Decoder(float_hook=decimal.Decimal).decode
+
+#: Errors that are the input's or the warehouse's fault: reported as one line, exit code 1, no traceback.
+CLEAR_ERRORS = (
+    TargetLoadError,
+    IncompatibleSchemaChangeError,
+    MissingKeyColumnError,
+    MissingKeyPropertiesError,
+    RecordsWithoutSchemaException,
+    InvalidInputLine,
+)
+
+
+class LineReader(GenericSingerReader[t.Any]):
+    """Singer reader that parses with msgspec (exact decimals) and knows the input line of every message."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.line_number = 0
+
+    @property
+    def default_input(self) -> t.IO[t.Any]:
+        """Standard input as bytes: decoding is msgspec's job."""
+        return sys.stdin.buffer
+
+    def deserialize_json(self, line: t.Any) -> dict[str, t.Any]:
+        """Parse one line; a malformed one is named by its number."""
+        try:
+            value = _decode(line)
+        except msgspec.DecodeError as exc:
+            msg = f"input line {self.line_number}: malformed JSON ({exc}); nothing after the last STATE was committed"
+            raise InvalidInputLine(msg) from None
+        if not isinstance(value, dict):
+            msg = f"input line {self.line_number}: a Singer message must be a JSON object"
+            raise InvalidInputLine(msg)
+        return value
+
+    def process_lines(
+        self,
+        file_input: t.IO[t.Any] | None,
+        callbacks: dict[str, t.Callable[[dict[str, t.Any]], None]],
+    ) -> t.Counter[str]:
+        """The SDK's loop, plus line numbers in every error."""
+        stats: dict[str, int] = defaultdict(int)
+        for raw in file_input or self.default_input:
+            self.line_number += 1
+            if not raw.strip():
+                continue
+            message = self.deserialize_json(raw)
+            kind = message.get("type")
+            callback = callbacks.get(kind)  # type: ignore[arg-type]
+            if callback is None:
+                msg = f"input line {self.line_number}: unknown or missing message type {kind!r}"
+                raise InvalidInputLine(msg)
+            try:
+                callback(message)
+            except CLEAR_ERRORS as exc:
+                if exc.args and isinstance(exc.args[0], str) and "input line" not in exc.args[0]:
+                    exc.args = (f"input line {self.line_number}: {exc.args[0]}", *exc.args[1:])
+                raise
+            stats[kind] += 1  # type: ignore[index]
+        return Counter(**stats)
+
+
+class TargetPostgres(Target):
+    """Load Singer streams into PostgreSQL: COPY-speed, upserts, schema evolution, STATE only after commit."""
+
+    name = "target-postgres"
+    default_sink_class = PostgresSink
+    message_reader_class = LineReader
+    capabilities: t.ClassVar[list[CapabilitiesEnum]] = [
+        PluginCapabilities.ABOUT,
+        PluginCapabilities.STREAM_MAPS,
+        PluginCapabilities.STRUCTURED_LOGGING,
+        TargetCapabilities.VALIDATE_RECORDS,
+    ]
+
+    config_jsonschema = th.PropertiesList(
+        th.Property("host", th.StringType, description="PostgreSQL host name or address."),
+        th.Property("port", th.IntegerType, default=5432, description="PostgreSQL port."),
+        th.Property("user", th.StringType, description="Database user."),
+        th.Property("password", th.StringType, secret=True, description="Database password."),
+        th.Property("database", th.StringType, description="Database name."),
+        th.Property(
+            "sqlalchemy_url",
+            th.StringType,
+            secret=True,
+            description="A `postgresql://user:password@host:port/db` URL; when set it wins over host/port/user/"
+            "password/database.",
+        ),
+        th.Property(
+            "default_target_schema",
+            th.StringType,
+            description="Schema the tables go into. When unset: the MELTANO_EXTRACTOR_NAMESPACE environment "
+            "variable (Meltano sets it to the tap's namespace), else a configuration error.",
+        ),
+        th.Property(
+            "load_method",
+            th.StringType,
+            default="upsert",
+            allowed_values=["upsert", "append-only", "overwrite"],
+            description="`upsert` (default): streams with key_properties are merged on the key, the newest record "
+            "wins; streams without keys are appended. `append-only`: every record is a new row. `overwrite`: the "
+            "table's rows are replaced, atomically, by the run's rows when the run ends (never dropped first).",
+        ),
+        th.Property(
+            "timestamp_column",
+            th.StringType,
+            default="__loaded_at",
+            description="Name of the column every row gets with the time its batch was committed.",
+        ),
+        th.Property(
+            "batch_size_rows", th.IntegerType, default=100_000, description="Rows per batch (per stream) at most."
+        ),
+        th.Property(
+            "batch_size_bytes",
+            th.IntegerType,
+            default=64 * 1024 * 1024,
+            description="Bytes of COPY data per batch (per stream) at most; bounds memory and transaction size. A "
+            "single larger record still loads, as a batch of its own.",
+        ),
+        th.Property(
+            "validate_records",
+            th.BooleanType,
+            default=True,
+            description="Check each value against its property's JSON type (and key/required properties) while "
+            "building the row; a mismatch stops the run naming stream, input line and property. When false, "
+            "values go to PostgreSQL as they are and it rejects what it cannot parse.",
+        ),
+        th.Property(
+            "flattening_max_depth",
+            th.IntegerType,
+            description="Flatten nested objects into `parent__child` columns up to this depth (default: all "
+            "levels); deeper objects are stored as jsonb.",
+        ),
+        th.Property(
+            "ssl_enable", th.BooleanType, default=False, description="Use TLS (ssl_mode defaults to verify-full)."
+        ),
+        th.Property(
+            "ssl_mode",
+            th.StringType,
+            allowed_values=["disable", "allow", "prefer", "require", "verify-ca", "verify-full"],
+            description="libpq sslmode.",
+        ),
+        th.Property(
+            "ssl_certificate_authority",
+            th.StringType,
+            description="CA certificate: a file path, or the PEM text itself.",
+        ),
+        th.Property(
+            "ssl_client_certificate", th.StringType, description="Client certificate: a file path, or the PEM text."
+        ),
+        th.Property(
+            "ssl_client_private_key",
+            th.StringType,
+            secret=True,
+            description="Client private key: a file path, or the PEM text.",
+        ),
+        th.Property(
+            "add_record_metadata",
+            th.BooleanType,
+            default=False,
+            description="Add the Singer `_sdc_*` metadata columns (off: every row already has the timestamp column).",
+        ),
+        *PSEUDONYMIZATION_SETTINGS,
+    ).to_dict()
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        install_secret_redaction(secret_values_from_config(self.config, self.config_jsonschema))
+        self.pseudonymizer = Pseudonymizer.from_config(self.config)
+        schema = self.config.get("default_target_schema") or os.environ.get("MELTANO_EXTRACTOR_NAMESPACE")
+        if not schema:
+            msg = "default_target_schema is not set (nor MELTANO_EXTRACTOR_NAMESPACE): say which schema to load into"
+            raise ConfigValidationError(msg, errors=[msg])
+        self.schema_name: str = schema
+        self.timestamp_column: str = self.config.get("timestamp_column") or "__loaded_at"
+        self.batch_size_bytes: int = int(self.config.get("batch_size_bytes") or 64 * 1024 * 1024)
+        self.validate_records: bool = bool(self.config.get("validate_records", True))
+        depth = self.config.get("flattening_max_depth")
+        self.flattening_max_depth: int | None = int(depth) if depth is not None else None
+        self.overwrite_started: set[str] = set()
+        self._table_names: NameAllocator | None = None
+        self._fast: dict[str, PostgresSink | None] = {}
+        self._records_since_age_check = 0
+        self._sdc_received_at: str | None = None
+
+    # -- names and modes -----------------------------------------------------------------------------------------
+
+    def table_name_for(self, cur: t.Any, stream_name: str) -> str:
+        """Table for a stream: normalised, collision-free against the tables the schema already has."""
+        if self._table_names is None:
+            owners = connector.read_table_owners(cur, self.schema_name)
+            self._table_names = NameAllocator(connector.MAX_IDENTIFIER_BYTES, existing=owners)
+        # Streams from Meltano may be `schema-table`; the table name is the whole stream name, normalised.
+        return self._table_names.assign([stream_name])[stream_name]
+
+    def overwrite_stage_name(self, table: str) -> str:
+        """Name of the staging table an overwrite run fills (hashed: never collides with a stream's table)."""
+        return "_hl_overwrite_" + hashlib.sha256(table.encode()).hexdigest()[:16]
+
+    def load_method_for(self, sink: PostgresSink) -> str:
+        """Upsert needs a key; without one a stream is appended."""
+        method = self.config.get("load_method") or "upsert"
+        if method == "upsert" and not sink.key_columns:
+            return "append-only"
+        return str(method)
+
+    # -- message handling ----------------------------------------------------------------------------------------
+
+    def _process_schema_message(self, message_dict: dict[str, t.Any]) -> None:
+        """A changed SCHEMA for a stream we are loading: commit what came before, then evolve the table."""
+        self._assert_line_requires(message_dict, requires={"stream", "schema"})
+        self._assert_line_requires(message_dict["schema"], requires={"properties"})
+        name = message_dict["stream"]
+        maps = self.mapper.stream_maps.get(name)
+        if maps and (
+            maps[0].raw_schema != message_dict["schema"]
+            or maps[0].raw_key_properties != message_dict.get("key_properties")
+        ):
+            self.drain_all()
+            for stream_map in maps:
+                old = self._sinks_active.pop(stream_map.stream_alias, None)
+                if isinstance(old, PostgresSink):
+                    old.close()
+        self._fast.pop(name, None)
+        super()._process_schema_message(message_dict)
+
+    def _route(self, stream: str) -> PostgresSink | None:
+        """The sink a stream's records go to directly, or None when stream maps transform them."""
+        if stream not in self._fast:
+            maps = self.mapper.stream_maps.get(stream)
+            if not maps:
+                msg = (
+                    f"stream {stream!r}: RECORD before its SCHEMA message. "
+                    "Check that the tap emits SCHEMA first (Singer spec)."
+                )
+                raise RecordsWithoutSchemaException(msg)
+            direct = len(maps) == 1 and isinstance(maps[0], SameRecordTransform) and maps[0].stream_alias == stream
+            sink = self._sinks_active.get(stream) if direct else None
+            self._fast[stream] = sink if isinstance(sink, PostgresSink) else None
+        return self._fast[stream]
+
+    def _process_record_message(self, message_dict: dict[str, t.Any]) -> None:
+        """The hot path: one dict lookup and one generated row function per record."""
+        stream = message_dict.get("stream")
+        record = message_dict.get("record")
+        if not isinstance(stream, str) or not isinstance(record, dict):
+            msg = "RECORD message without a stream name or a record object"
+            raise InvalidInputLine(msg)
+        line = self.message_reader.line_number  # type: ignore[attr-defined]
+        sink = self._route(stream)
+        if sink is not None:
+            if sink.include_sdc_metadata_properties:
+                self._add_metadata(sink, record, message_dict)
+            sink.append(record, line)
+            if sink.is_full:
+                self.drain_all()
+        else:
+            for stream_map in self.mapper.stream_maps[stream]:
+                transformed = stream_map.transform(dict(record))
+                if transformed is None:
+                    continue
+                mapped = self._sinks_active[stream_map.stream_alias]
+                assert isinstance(mapped, PostgresSink)  # noqa: S101
+                if mapped.include_sdc_metadata_properties:
+                    self._add_metadata(mapped, transformed, message_dict)
+                mapped.append(transformed, line)
+                if mapped.is_full:
+                    self.drain_all()
+        self._records_since_age_check += 1
+        if self._records_since_age_check >= 10_000:
+            self._records_since_age_check = 0
+            self._handle_max_record_age()
+
+    def _add_metadata(self, sink: PostgresSink, record: dict[str, t.Any], message: dict[str, t.Any]) -> None:
+        if self._sdc_received_at is None:
+            self._sdc_received_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        record["_sdc_extracted_at"] = message.get("time_extracted")
+        record["_sdc_received_at"] = self._sdc_received_at
+        record["_sdc_batched_at"] = self._sdc_received_at
+        record["_sdc_sequence"] = time.time_ns() // 1000
+        record["_sdc_table_version"] = message.get("version")
+        record["_sdc_sync_started_at"] = sink.sync_started_at
+        record.setdefault("_sdc_deleted_at", None)
+
+    def _pending(self) -> bool:
+        return any(isinstance(s, PostgresSink) and s.current_size for s in self._sinks_active.values())
+
+    def _process_state_message(self, message_dict: dict[str, t.Any]) -> None:
+        """Remember STATE; when nothing is waiting to be committed it can go out at once."""
+        super()._process_state_message(message_dict)
+        if self._latest_state and not self._pending():
+            self._write_state_message(self._latest_state)
+
+    def _write_state_message(self, state: dict[str, t.Any]) -> None:
+        """STATE goes out only when every record before it is committed, and only once per change."""
+        if any(isinstance(s, PostgresSink) and s.holds_state for s in self._sinks_active.values()):
+            return  # written by drain_all after the overwrite swap at the end of the run
+        if state == getattr(self, "_last_written_state", None):
+            return
+        self._last_written_state = state
+        super()._write_state_message(state)
+
+    def process_endofpipe(self) -> None:
+        """Commit everything, swap overwrite tables in, then emit the final STATE."""
+        super().process_endofpipe()
+        self._sdc_received_at = None
+
+    def _process_activate_version_message(self, message_dict: dict[str, t.Any]) -> None:
+        """ACTIVATE_VERSION is not supported: say so once per stream rather than fail."""
+        self.logger.warning("Ignoring ACTIVATE_VERSION for stream %r (not supported)", message_dict.get("stream"))
+
+    @classmethod
+    def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:
+        """Report input and warehouse errors as one clear line and exit 1, without a traceback."""
+        try:
+            super().invoke(*args, **kwargs)
+        except CLEAR_ERRORS as exc:
+            cls.logger.error("%s", exc)  # noqa: TRY400 - the message is the whole story
+            sys.exit(1)
+
+
+if __name__ == "__main__":
+    TargetPostgres.cli()
