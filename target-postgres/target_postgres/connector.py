@@ -220,14 +220,16 @@ def _column_ddl(col: ColumnPlan, timestamp_column: str) -> str:
     return ddl
 
 
-def plan_ddl(plan: TablePlan, schema: str, table: str, stream: str, timestamp_column: str) -> list[str]:
+def plan_ddl(
+    plan: TablePlan, schema: str, table: str, stream: str, timestamp_column: str, *, primary_key: bool = True
+) -> list[str]:
     """DDL statements that bring the table to the plan (run them in one transaction)."""
     target = qualified(schema, table)
     stmts: list[str] = []
     comments: Iterable[ColumnPlan]
     if plan.create:
         cols = [_column_ddl(c, timestamp_column) for c in plan.columns]
-        if plan.key_columns:
+        if plan.key_columns and primary_key:
             cols.append("PRIMARY KEY (" + ", ".join(quote(k) for k in plan.key_columns) + ")")
         stmts.append(f"CREATE TABLE {target} (\n  " + ",\n  ".join(cols) + "\n)")
         stmts.append(f"COMMENT ON TABLE {target} IS {literal(_table_comment(stream))}")

@@ -71,25 +71,39 @@ class LineReader(GenericSingerReader[t.Any]):
         file_input: t.IO[t.Any] | None,
         callbacks: dict[str, t.Callable[[dict[str, t.Any]], None]],
     ) -> t.Counter[str]:
-        """The SDK's loop, plus line numbers in every error."""
+        """The SDK's loop, made lean for RECORD messages, with the input line number in every error."""
         stats: dict[str, int] = defaultdict(int)
-        for raw in file_input or self.default_input:
-            self.line_number += 1
-            if not raw.strip():
-                continue
-            message = self.deserialize_json(raw)
-            kind = message.get("type")
-            callback = callbacks.get(kind)  # type: ignore[arg-type]
-            if callback is None:
-                msg = f"input line {self.line_number}: unknown or missing message type {kind!r}"
-                raise InvalidInputLine(msg)
-            try:
+        on_record = callbacks["RECORD"]
+        records = 0
+        try:
+            for raw in file_input or self.default_input:
+                self.line_number += 1
+                try:
+                    message = _decode(raw)
+                except msgspec.DecodeError as exc:
+                    if not raw.strip():
+                        continue
+                    msg = f"input line {self.line_number}: malformed JSON ({exc}); nothing after the last STATE is lost"
+                    raise InvalidInputLine(msg) from None
+                if message.__class__ is not dict:
+                    msg = f"input line {self.line_number}: a Singer message must be a JSON object"
+                    raise InvalidInputLine(msg)
+                kind = message.get("type")
+                if kind == "RECORD":
+                    on_record(message)
+                    records += 1
+                    continue
+                callback = callbacks.get(kind) if isinstance(kind, str) else None
+                if callback is None:
+                    msg = f"input line {self.line_number}: unknown or missing message type {kind!r}"
+                    raise InvalidInputLine(msg)
                 callback(message)
-            except CLEAR_ERRORS as exc:
-                if exc.args and isinstance(exc.args[0], str) and "input line" not in exc.args[0]:
-                    exc.args = (f"input line {self.line_number}: {exc.args[0]}", *exc.args[1:])
-                raise
-            stats[kind] += 1  # type: ignore[index]
+                stats[str(kind)] += 1
+        except CLEAR_ERRORS as exc:
+            if exc.args and isinstance(exc.args[0], str) and "input line" not in exc.args[0]:
+                exc.args = (f"input line {self.line_number}: {exc.args[0]}", *exc.args[1:])
+            raise
+        stats["RECORD"] += records
         return Counter(**stats)
 
 
@@ -210,9 +224,10 @@ class TargetPostgres(Target):
         self.validate_records: bool = bool(self.config.get("validate_records", True))
         depth = self.config.get("flattening_max_depth")
         self.flattening_max_depth: int | None = int(depth) if depth is not None else None
+        self.load_method: str = self.config.get("load_method") or "upsert"
         self.overwrite_started: set[str] = set()
         self._table_names: NameAllocator | None = None
-        self._fast: dict[str, PostgresSink | None] = {}
+        self._fast: dict[str, t.Callable[[dict[str, t.Any], dict[str, t.Any]], bool]] = {}
         self._records_since_age_check = 0
         self._sdc_received_at: str | None = None
 
@@ -232,7 +247,7 @@ class TargetPostgres(Target):
 
     def load_method_for(self, sink: PostgresSink) -> str:
         """Upsert needs a key; without one a stream is appended."""
-        method = self.config.get("load_method") or "upsert"
+        method = self.load_method
         if method == "upsert" and not sink.key_columns:
             return "append-only"
         return str(method)
@@ -257,48 +272,58 @@ class TargetPostgres(Target):
         self._fast.pop(name, None)
         super()._process_schema_message(message_dict)
 
-    def _route(self, stream: str) -> PostgresSink | None:
-        """The sink a stream's records go to directly, or None when stream maps transform them."""
-        if stream not in self._fast:
-            maps = self.mapper.stream_maps.get(stream)
-            if not maps:
-                msg = (
-                    f"stream {stream!r}: RECORD before its SCHEMA message. "
-                    "Check that the tap emits SCHEMA first (Singer spec)."
-                )
-                raise RecordsWithoutSchemaException(msg)
-            direct = len(maps) == 1 and isinstance(maps[0], SameRecordTransform) and maps[0].stream_alias == stream
-            sink = self._sinks_active.get(stream) if direct else None
-            self._fast[stream] = sink if isinstance(sink, PostgresSink) else None
-        return self._fast[stream]
+    def _route(self, stream: str) -> t.Callable[[dict[str, t.Any], dict[str, t.Any]], bool]:
+        """Build, once per stream (and SCHEMA), the function a record of that stream goes through."""
+        maps = self.mapper.stream_maps.get(stream)
+        if not maps:
+            msg = (
+                f"stream {stream!r}: RECORD before its SCHEMA message. "
+                "Check that the tap emits SCHEMA first (Singer spec)."
+            )
+            raise RecordsWithoutSchemaException(msg)
+        reader = self.message_reader
+        direct = len(maps) == 1 and isinstance(maps[0], SameRecordTransform) and maps[0].stream_alias == stream
+        sink = self._sinks_active.get(stream)
+        if direct and isinstance(sink, PostgresSink) and not sink.with_metadata:
+            append = sink.append
 
-    def _process_record_message(self, message_dict: dict[str, t.Any]) -> None:
-        """The hot path: one dict lookup and one generated row function per record."""
-        stream = message_dict.get("stream")
-        record = message_dict.get("record")
-        if not isinstance(stream, str) or not isinstance(record, dict):
-            msg = "RECORD message without a stream name or a record object"
-            raise InvalidInputLine(msg)
-        line = self.message_reader.line_number  # type: ignore[attr-defined]
-        sink = self._route(stream)
-        if sink is not None:
-            if sink.include_sdc_metadata_properties:
-                self._add_metadata(sink, record, message_dict)
-            sink.append(record, line)
-            if sink.is_full:
-                self.drain_all()
-        else:
-            for stream_map in self.mapper.stream_maps[stream]:
+            def route_direct(record: dict[str, t.Any], _message: dict[str, t.Any]) -> bool:
+                return append(record, reader.line_number)  # type: ignore[attr-defined]
+
+            self._fast[stream] = route_direct
+            return route_direct
+
+        def route_mapped(record: dict[str, t.Any], message: dict[str, t.Any]) -> bool:
+            full = False
+            for stream_map in maps:
                 transformed = stream_map.transform(dict(record))
                 if transformed is None:
                     continue
                 mapped = self._sinks_active[stream_map.stream_alias]
                 assert isinstance(mapped, PostgresSink)  # noqa: S101
-                if mapped.include_sdc_metadata_properties:
-                    self._add_metadata(mapped, transformed, message_dict)
-                mapped.append(transformed, line)
-                if mapped.is_full:
-                    self.drain_all()
+                if mapped.with_metadata:
+                    self._add_metadata(mapped, transformed, message)
+                full = mapped.append(transformed, reader.line_number) or full  # type: ignore[attr-defined]
+            return full
+
+        self._fast[stream] = route_mapped
+        return route_mapped
+
+    def _process_record_message(self, message_dict: dict[str, t.Any]) -> None:
+        """The hot path: one dict lookup and one generated row function per record."""
+        stream = message_dict.get("stream")
+        record = message_dict.get("record")
+        route = self._fast.get(stream)  # type: ignore[arg-type]
+        if route is None:
+            if not isinstance(stream, str):
+                msg = "RECORD message without a stream name"
+                raise InvalidInputLine(msg)
+            route = self._route(stream)
+        if record.__class__ is not dict:
+            msg = f"stream {stream!r}: RECORD message without a record object"
+            raise InvalidInputLine(msg)
+        if route(record, message_dict):
+            self.drain_all()
         self._records_since_age_check += 1
         if self._records_since_age_check >= 10_000:
             self._records_since_age_check = 0
