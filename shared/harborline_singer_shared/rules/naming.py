@@ -46,6 +46,11 @@ def shorten(name: str, source: str, max_bytes: int) -> str:
     return f"{name[:keep]}_{_digest(source)}"
 
 
+def _with_suffix(base: str, suffix: str, max_bytes: int) -> str:
+    """`base` + `suffix`, cutting `base` (never the suffix) to fit `max_bytes`."""
+    return base[: max_bytes - len(suffix.encode("utf-8"))] + suffix
+
+
 class NameAllocator:
     """Hands out identifiers within one namespace (the columns of a table, or the tables of a schema)."""
 
@@ -91,11 +96,13 @@ class NameAllocator:
             base = base_of(source)
             candidate = shorten(base, source, self.max_bytes)
             if not self._free(candidate):
-                candidate = shorten(f"{base}_{_digest(source)}", source + "\x00", self.max_bytes)
+                candidate = _with_suffix(base, f"_{_digest(source)}", self.max_bytes)
+                if candidate == shorten(base, source, self.max_bytes):  # a long name: that form was the first try
+                    candidate = _with_suffix(base, f"_{_digest(source + chr(0))}", self.max_bytes)
             counter = 1
-            while not self._free(candidate):  # only on a hash collision: practically never
+            while not self._free(candidate):  # both taken (hash collision, or names held by other columns)
                 counter += 1
-                candidate = shorten(f"{base}_{_digest(source)}_{counter}", source, self.max_bytes)
+                candidate = _with_suffix(base, f"_{_digest(source)}_{counter}", self.max_bytes)
             self._owner[candidate] = source
             self._by_source[source] = candidate
         return {s: self._by_source[s] for s in wanted}

@@ -161,6 +161,15 @@ def _branch_types(prop: dict[str, Any]) -> list[ColumnType]:
     return branches
 
 
+def _only_null(prop: dict[str, Any]) -> bool:
+    """The schema admits null and nothing else (directly, or in every anyOf/oneOf branch)."""
+    declared = prop.get("type")
+    if declared is not None:
+        return declared in ("null", ["null"])
+    subs = [s for key in ("anyOf", "oneOf") for s in prop.get(key) or []]
+    return bool(subs) and all(isinstance(s, dict) and _only_null(s) for s in subs)
+
+
 def column_type_from_jsonschema(prop: dict[str, Any]) -> ColumnType:
     """Map one JSON schema property to its logical column type.
 
@@ -169,8 +178,7 @@ def column_type_from_jsonschema(prop: dict[str, Any]) -> ColumnType:
     """
     branches = _branch_types(prop)
     if not branches:
-        only_null = prop.get("type") == "null" or prop.get("type") == ["null"]
-        return ColumnType(Kind.STRING) if only_null else ColumnType(Kind.JSON)
+        return ColumnType(Kind.STRING) if _only_null(prop) else ColumnType(Kind.JSON)
     result = branches[0]
     for branch in branches[1:]:
         result = join(result, branch)
