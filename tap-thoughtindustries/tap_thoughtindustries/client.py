@@ -23,6 +23,7 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.pagination import BaseAPIPaginator
 
 from harborline_singer_shared.auth import BearerAuth, bearer_auth_from_config
+from harborline_singer_shared.dates import parse_datetime
 from harborline_singer_shared.http import HarborlineRESTStream
 from harborline_singer_shared.pagination import (
     CursorPaginator,
@@ -68,17 +69,9 @@ def parse_timestamp_ms(value: Any) -> int | None:
         return None
     if isinstance(value, (int, float)):
         return int(value)
-    if not isinstance(value, str) or not value:
+    parsed = parse_datetime(value)
+    if parsed is None:
         return None
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
     return to_epoch_ms(parsed)
 
 

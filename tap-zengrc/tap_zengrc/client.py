@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from harborline_singer_shared.auth import BasicAuth, basic_auth_from_config
+from harborline_singer_shared.dates import parse_datetime
 from harborline_singer_shared.http import HarborlineRESTStream
 from harborline_singer_shared.pagination import BodyNextLinkPaginator
 from harborline_singer_shared.pseudonymize import PseudonymizedStreamMixin
@@ -44,26 +45,6 @@ def normalize_api_url(api_url: str) -> str:
     if not urlsplit(base).path.endswith(API_PREFIX):
         base += API_PREFIX
     return base
-
-
-def parse_datetime(value: Any) -> datetime | None:
-    """Parse an ISO 8601 date-time from the API into an aware UTC datetime, else None.
-
-    Python 3.10's ``fromisoformat`` rejects a trailing ``Z``, so it is replaced first; a value
-    without an offset is taken as UTC (the API documents UTC times).
-    """
-    if not isinstance(value, str) or not value.strip():
-        return None
-    text = value.strip()
-    if text[-1] in "Zz":
-        text = text[:-1] + "+00:00"
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
 
 
 def canonical_datetime(value: datetime) -> str:
