@@ -11,8 +11,8 @@ from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.singerlib import StateMessage
 
+from harborline_singer_shared.plugin import HarborlinePluginMixin
 from harborline_singer_shared.pseudonymize import PSEUDONYMIZATION_SETTINGS
-from harborline_singer_shared.redaction import install_secret_redaction, secret_values_from_config
 from harborline_singer_shared.retry import RETRY_SETTINGS
 from tap_thoughtindustries.client import EPOCH_MS, ISO8601
 from tap_thoughtindustries.streams import CURSOR_STREAMS, EVENT_STREAMS
@@ -46,7 +46,7 @@ class BufferedMsgSpecWriter(MsgSpecWriter):
             out.flush()
 
 
-class TapThoughtIndustries(Tap):
+class TapThoughtIndustries(HarborlinePluginMixin, Tap):
     """Singer tap for the Thought Industries "incoming" REST API (events and resources)."""
 
     name = "tap-thoughtindustries"
@@ -120,7 +120,6 @@ class TapThoughtIndustries(Tap):
         super().__init__(*args, **kwargs)
         #: One "now" for every stream, so all event streams stop at the same instant.
         self.started_at = datetime.now(timezone.utc)
-        install_secret_redaction(secret_values_from_config(self.config, self.config_jsonschema), self.logger)
 
     def discover_streams(self) -> list[Stream]:
         """Return one instance of every stream."""

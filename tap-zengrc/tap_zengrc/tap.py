@@ -9,11 +9,8 @@ from singer_sdk import Tap
 from singer_sdk import typing as th
 
 from harborline_singer_shared.http import RATE_LIMIT_SETTINGS
+from harborline_singer_shared.plugin import HarborlinePluginMixin
 from harborline_singer_shared.pseudonymize import PSEUDONYMIZATION_SETTINGS
-from harborline_singer_shared.redaction import (
-    install_secret_redaction,
-    secret_values_from_config,
-)
 from harborline_singer_shared.retry import RETRY_SETTINGS
 from tap_zengrc.client import DEFAULT_PAGE_SIZE_PARAMETER
 from tap_zengrc.streams import STREAM_TYPES
@@ -30,7 +27,7 @@ CREDENTIAL_ENV_VARS: dict[str, tuple[str, ...]] = {
 }
 
 
-class TapZenGRC(Tap):
+class TapZenGRC(HarborlinePluginMixin, Tap):
     """Singer tap for the ZenGRC REST API v2."""
 
     name = "tap-zengrc"
@@ -111,12 +108,7 @@ class TapZenGRC(Tap):
                 if value:
                     self._config[setting] = value
                     break
-        errors = super()._validate_config(raise_errors=raise_errors)
-        install_secret_redaction(
-            secret_values_from_config(self._config, self.config_jsonschema),
-            self.logger,
-        )
-        return errors
+        return super()._validate_config(raise_errors=raise_errors)
 
     def discover_streams(self) -> list[ZenGRCStream]:
         """Return one stream per ZenGRC object type."""
