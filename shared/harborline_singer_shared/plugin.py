@@ -8,12 +8,33 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import sys
 from typing import Any, ClassVar
 
 from singer_sdk.exceptions import FatalAPIError
 
 from harborline_singer_shared.redaction import install_secret_redaction, secret_values_from_config
+
+
+def raw_config(config: Any, env_prefix: str) -> dict[str, Any]:
+    """The settings as given (a dict, config file path(s)) plus `<PREFIX>*` variables, before any validation."""
+    merged: dict[str, Any] = {}
+    sources = config if isinstance(config, (list, tuple)) else [config]
+    for source in sources:
+        if isinstance(source, dict):
+            merged.update(source)
+        elif isinstance(source, (str, os.PathLike)) and source != "ENV":
+            with contextlib.suppress(OSError, ValueError), open(source, encoding="utf-8") as fh:  # noqa: PTH123
+                loaded = json.load(fh)
+                if isinstance(loaded, dict):
+                    merged.update(loaded)
+    for name, value in os.environ.items():
+        if name.startswith(env_prefix):
+            merged.setdefault(name.removeprefix(env_prefix).lower(), value)
+    return merged
 
 
 class HarborlinePluginMixin:
@@ -23,6 +44,15 @@ class HarborlinePluginMixin:
     clear_errors: ClassVar[tuple[type[BaseException], ...]] = (FatalAPIError,)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Mask secrets before the SDK validates the config: a mistyped secret (a number, a list) is otherwise echoed
+        # in the validation error ("987654321 is not of type 'string' in config['password']").
+        install_secret_redaction(
+            secret_values_from_config(
+                raw_config(kwargs.get("config", args[0] if args else None), self._env_var_prefix),  # type: ignore[attr-defined]
+                self.config_jsonschema,  # type: ignore[attr-defined]
+            ),
+            type(self).logger,  # type: ignore[attr-defined]
+        )
         super().__init__(*args, **kwargs)
         install_secret_redaction(
             secret_values_from_config(self.config, self.config_jsonschema),  # type: ignore[attr-defined]

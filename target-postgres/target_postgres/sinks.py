@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import psycopg2
 import psycopg2.extensions
-from singer_sdk.exceptions import MissingKeyPropertiesError
+from singer_sdk.exceptions import ConfigValidationError, MissingKeyPropertiesError
 from singer_sdk.sinks import BatchSink
 
 from harborline_singer_shared.rules import (
@@ -72,7 +72,7 @@ def _json_text(value: Any) -> str:
     text = _json_encode(value).decode("utf-8")
     if "\\u0000" in text:
         text = _json_encode(_sanitize_json(value)).decode("utf-8")
-    return text.translate(_ESCAPES)
+    return _escape(text)
 
 
 class _Mismatch(Exception):  # noqa: N818 - internal signal, turned into RecordTypeError with context
@@ -92,8 +92,8 @@ def _converter(column_type: ColumnType, *, validate: bool) -> Callable[[Any], st
         if isinstance(v, (dict, list)):
             return _json_text(v)
         if v is True or v is False:
-            return "t" if v else "f"
-        return str(v).translate(_ESCAPES)
+            return "true" if v else "false"  # valid input for boolean and text columns alike
+        return _escape(str(v))
 
     if kind is Kind.JSON:
         return lambda v: _NULL if v is None else _json_text(v)
@@ -103,7 +103,7 @@ def _converter(column_type: ColumnType, *, validate: bool) -> Callable[[Any], st
 
         def string(v: Any) -> str:
             if type(v) is str:
-                return v.translate(_ESCAPES)
+                return _escape(v)
             if v is None:
                 return _NULL
             raise _Mismatch("string", v)
@@ -153,7 +153,7 @@ def _converter(column_type: ColumnType, *, validate: bool) -> Callable[[Any], st
     # date, time, timestamp: ISO text, parsed (offsets honoured) by PostgreSQL during COPY.
     def temporal(v: Any) -> str:
         if type(v) is str:
-            return v.translate(_ESCAPES)
+            return _escape(v)
         if v is None:
             return _NULL
         if isinstance(v, (datetime.date, datetime.time)):
@@ -163,20 +163,108 @@ def _converter(column_type: ColumnType, *, validate: bool) -> Callable[[Any], st
     return temporal
 
 
+def _json_types(schema: Mapping[str, Any]) -> set[str]:
+    """The JSON types a property admits (through anyOf/oneOf); empty when it declares none."""
+    found: set[str] = set()
+    declared = schema.get("type")
+    if isinstance(declared, str):
+        found.add(declared)
+    elif isinstance(declared, list):
+        found.update(d for d in declared if isinstance(d, str))
+    for key in ("anyOf", "oneOf"):
+        for sub in schema.get(key) or []:
+            if isinstance(sub, Mapping):
+                found |= _json_types(sub)
+    return found
+
+
+def _scalar_text(v: Any) -> str:
+    """A text column fed by a union such as [integer, string]: non-string scalars are stored as their JSON text."""
+    if type(v) is str:
+        return _escape(v)
+    if v is None:
+        return _NULL
+    if v is True or v is False:
+        return "true" if v else "false"
+    if type(v) is int or type(v) is decimal.Decimal or type(v) is float:
+        return str(v)
+    raise _Mismatch("string", v)
+
+
+def column_converter(col: ColumnPlan, *, validate: bool) -> Callable[[Any], str]:
+    """The converter for one loaded column, taking the property's JSON types into account (not only the column's).
+
+    A union like [integer, string] or [boolean, string] lands in a text column: its integers and booleans are valid
+    values of the schema and must load (as text), not be refused as "not a string".
+    """
+    scalar_union = col.source is not None and _json_types(col.source.schema) & {"integer", "number", "boolean"}
+    if validate and col.type.kind is Kind.STRING and scalar_union:
+        return _scalar_text
+    return _converter(col.type, validate=validate)
+
+
+def _escape(v: str) -> str:
+    """COPY text escaping; most strings need none, and the check is ten times cheaper than translate()."""
+    if v.isprintable() and "\\" not in v:
+        return v
+    return v.translate(_ESCAPES)
+
+
+# Inline code per column kind, generated into the row function (no per-value function call on the hot path).
+# `v` is the value; each snippet assigns the field text to `f`. `M(i, v)` reports a type mismatch for column i.
+_INLINE: dict[Kind, str] = {
+    Kind.STRING: (
+        "if v.__class__ is str:\n"
+        "        f = v if (v.isprintable() and '\\\\' not in v) else v.translate(E)\n"
+        "    elif v is None: f = N\n"
+        "    else: M({i}, v)"
+    ),
+    Kind.INTEGER: "if v.__class__ is int: f = str(v)\n    elif v is None: f = N\n    else: f = c{i}(v)",
+    Kind.NUMBER: (
+        "if v.__class__ is D or v.__class__ is int: f = str(v)\n    elif v is None: f = N\n    else: f = c{i}(v)"
+    ),
+    Kind.BOOLEAN: "if v is True: f = 't'\n    elif v is False: f = 'f'\n    elif v is None: f = N\n    else: M({i}, v)",
+}
+for _k in (Kind.DATE, Kind.TIME, Kind.TIMESTAMP):
+    _INLINE[_k] = (
+        "if v.__class__ is str:\n"
+        "        f = v if (v.isprintable() and '\\\\' not in v) else v.translate(E)\n"
+        "    elif v is None: f = N\n"
+        "    else: f = c{i}(v)"
+    )
+
+
 def build_row_function(columns: list[ColumnPlan], *, validate: bool) -> Callable[[Mapping[str, Any]], str]:
-    """Generate `record -> "f1\\tf2\\t...\\n"` once per schema: one expression per column, no per-record loops."""
-    namespace: dict[str, Any] = {"_Mismatch": _Mismatch}
-    parts = []
+    """Generate `record -> "f1\\tf2\\t...\\n"` once per schema: straight-line code, no per-record loops."""
+    namespace: dict[str, Any] = {"E": _ESCAPES, "N": _NULL, "D": decimal.Decimal}
+    kinds = [c.type.kind for c in columns]
+
+    def mismatch(i: int, v: Any) -> None:
+        raise _Mismatch(kinds[i].value, v)
+
+    namespace["M"] = mismatch
+    lines = ["def row(r):", "    get = r.get"]
+    names = []
     for i, col in enumerate(columns):
         assert col.source is not None  # noqa: S101 - only source columns are loaded from records
-        namespace[f"c{i}"] = _converter(col.type, validate=validate)
+        converter = column_converter(col, validate=validate)
+        namespace[f"c{i}"] = converter
         if len(col.source.path) == 1:
-            parts.append(f"c{i}(r.get({col.source.path[0]!r}))")
+            lines.append(f"    v = get({col.source.path[0]!r})")
         else:
             namespace[f"g{i}"] = make_getter(col.source.path)
-            parts.append(f"c{i}(g{i}(r))")
-    body = ' + "\\t" + '.join(parts) if parts else '""'
-    src = f"def row(r):\n    return {body} + '\\n'\n"
+            lines.append(f"    v = g{i}(r)")
+        inline_ok = validate and converter is not _scalar_text
+        snippet = _INLINE.get(col.type.kind) if inline_ok else None
+        if snippet is None:
+            lines.append(f"    f = c{i}(v)")
+        else:
+            lines.append("    " + snippet.format(i=i))
+        lines.append(f"    f{i} = f")
+        names.append(f"f{i}")
+    body = " + '\\t' + ".join(names) if names else "''"
+    lines.append(f"    return {body} + '\\n'")
+    src = "\n".join(lines) + "\n"
     exec(compile(src, "<row>", "exec"), namespace)  # noqa: S102 - code built only from repr() literals
     return namespace["row"]  # type: ignore[no-any-return]
 
@@ -186,14 +274,14 @@ class _QueueReader:
 
     def __init__(self, q: queue.Queue[bytes | None]) -> None:
         self._q = q
-        self._done = False
+        self.done = False
 
     def read(self, size: int = -1) -> bytes:  # noqa: ARG002 - chunks are pre-sized by the producer
-        if self._done:
+        if self.done:
             return b""
         chunk = self._q.get()
         if chunk is None:
-            self._done = True
+            self.done = True
             return b""
         return chunk
 
@@ -212,12 +300,15 @@ class CopyStream:
         self._thread.start()
 
     def _run(self) -> None:
+        reader = _QueueReader(self._q)
         try:
             with self._conn.cursor() as cur:
-                cur.copy_expert(self._sql, _QueueReader(self._q), size=1 << 20)
+                cur.copy_expert(self._sql, reader, size=1 << 20)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the producer thread
             self.error = exc
-            while self._q.get() is not None:  # unblock the producer until it closes
+            # Unblock the producer until it closes, unless the reader already saw the end (the server refused the
+            # data only at the end of the COPY): then nothing more will be put.
+            while not reader.done and self._q.get() is not None:
                 pass
 
     def write(self, data: bytes) -> None:
@@ -245,7 +336,10 @@ class PostgresSink(BatchSink):
         self.target = target
         pseudonymizer = target.pseudonymizer
         if pseudonymizer is not None and pseudonymizer.paths_for(stream_name):
-            schema = pseudonymizer.transform_schema(stream_name, schema)
+            try:
+                schema = pseudonymizer.transform_schema(stream_name, schema)
+            except ConfigValidationError as exc:  # e.g. a configured path the stream does not have
+                raise TargetLoadError(f"stream {stream_name!r}: {exc}") from None
             self._pseudonymize: Callable[[dict[str, Any]], dict[str, Any]] | None = lambda r: (
                 pseudonymizer.transform_record(stream_name, r)
             )
@@ -260,6 +354,9 @@ class PostgresSink(BatchSink):
         self._batch_bytes = 0
         self._lines = array("q")
         self._overwrite_pending = False
+        self._max_rows = int(self.config.get("batch_size_rows") or 100_000)
+        self._max_bytes = target.batch_size_bytes
+        self.with_metadata = self.include_sdc_metadata_properties
 
     # -- configuration -------------------------------------------------------------------------------------------
 
@@ -270,12 +367,12 @@ class PostgresSink(BatchSink):
     @property
     def max_size(self) -> int:
         """Rows per batch."""
-        return int(self.config.get("batch_size_rows") or 100_000)
+        return self._max_rows
 
     @property
     def is_full(self) -> bool:
         """Full by rows or by bytes, whichever comes first."""
-        return self._batch_rows >= self.max_size or self._batch_bytes >= self.target.batch_size_bytes
+        return self._batch_rows >= self._max_rows or self._batch_bytes >= self._max_bytes
 
     @property
     def current_size(self) -> int:
@@ -285,7 +382,21 @@ class PostgresSink(BatchSink):
     # -- table setup ---------------------------------------------------------------------------------------------
 
     def setup(self) -> None:
-        """Create or evolve the table for this SCHEMA (one transaction), then prepare the load path."""
+        """Create or evolve the table for this SCHEMA (one transaction), then prepare the load path.
+
+        A server or connection error becomes one clear TargetLoadError (no traceback); the DDL transaction is rolled
+        back, so the table is as it was.
+        """
+        try:
+            self._setup()
+        except psycopg2.Error as exc:
+            self.close()
+            lines = str(exc).strip().splitlines()
+            primary = exc.diag.message_primary or (lines[0] if lines else type(exc).__name__)
+            msg = f"stream {self.stream_name!r}: preparing the table failed: {primary} (nothing was changed)"
+            raise TargetLoadError(msg) from None
+
+    def _setup(self) -> None:
         self.schema_name = self.target.schema_name
         self.conn = connector.connect(self.config)
         t = self.target
@@ -304,9 +415,13 @@ class PostgresSink(BatchSink):
                 max_depth=t.flattening_max_depth,
             )
             existing_pk = connector.read_primary_key(cur, self.schema_name, self.table_name) if existing else []
-            ddl = connector.plan_ddl(self.plan, self.schema_name, self.table_name, self.stream_name, t.timestamp_column)
             keys = self.plan.key_columns
-            if existing is not None and keys and existing_pk != keys:
+            # Append-only tables take duplicates by design, so only merging load methods get a primary key.
+            keyed = bool(keys) and t.load_method in {"upsert", "overwrite"}
+            ddl = connector.plan_ddl(
+                self.plan, self.schema_name, self.table_name, self.stream_name, t.timestamp_column, primary_key=keyed
+            )
+            if existing is not None and keyed and existing_pk != keys:
                 ddl.extend(self._replace_primary_key(existing_pk, keys))
             for stmt in ddl:
                 cur.execute(stmt)
@@ -384,8 +499,8 @@ class PostgresSink(BatchSink):
 
     # -- the record path -----------------------------------------------------------------------------------------
 
-    def append(self, record: dict[str, Any], line: int) -> None:
-        """Add one record to the open batch (called for every RECORD message: keep it lean)."""
+    def append(self, record: dict[str, Any], line: int) -> bool:
+        """Add one record to the open batch; True when the batch is full (called per RECORD: keep it lean)."""
         if self._pseudonymize is not None:
             record = self._pseudonymize(record)
         for key in self._key_names:
@@ -408,15 +523,18 @@ class PostgresSink(BatchSink):
         self._chunk_chars += len(row)
         self._lines.append(line)
         self._batch_rows += 1
-        if self._chunk_chars >= _FLUSH_CHARS:
+        # Flush also when the unflushed text alone may reach the byte bound (a character is at least one byte), so
+        # the bound is checked on exact byte counts and a batch never runs far past it.
+        if self._chunk_chars >= _FLUSH_CHARS or self._batch_bytes + self._chunk_chars >= self._max_bytes:
             self._flush()
+        return self._batch_rows >= self._max_rows or self._batch_bytes >= self._max_bytes
 
     def _describe_mismatch(self, record: dict[str, Any], line: int, exc: _Mismatch) -> str:
         """Name the property that failed, never its value (values may be personal data)."""
         for col in self.load_columns:
             assert col.source is not None  # noqa: S101
             try:
-                _converter(col.type, validate=True)(make_getter(col.source.path)(record))
+                column_converter(col, validate=True)(make_getter(col.source.path)(record))
             except _Mismatch:
                 return (
                     f"stream {self.stream_name!r}, input line {line}: property {'.'.join(col.source.path)!r} "
@@ -546,6 +664,17 @@ class PostgresSink(BatchSink):
         finally:
             self.close()
         super().clean_up()
+
+    def abandon(self) -> None:
+        """The run failed: roll back the open batch, drop an overwrite run's staging table, close the connection."""
+        with contextlib.suppress(Exception):
+            self.close()
+        if getattr(self, "mode", None) == "overwrite" and getattr(self, "_stage", None):
+            with contextlib.suppress(Exception), contextlib.closing(connector.connect(self.config)) as conn:
+                with conn.cursor() as cur:
+                    cur.execute(f"DROP TABLE IF EXISTS {self._stage}")
+                conn.commit()
+            self.target.overwrite_started.discard(self.table_name)
 
     def close(self) -> None:
         """Abandon anything uncommitted and close the connection."""

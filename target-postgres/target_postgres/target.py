@@ -5,6 +5,7 @@ from __future__ import annotations
 import decimal
 import hashlib
 import os
+import re
 import sys
 import time
 import typing as t
@@ -19,8 +20,8 @@ from singer_sdk.singerlib.encoding.base import GenericSingerReader
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 from singer_sdk.target_base import Target
 
+from harborline_singer_shared.plugin import HarborlinePluginMixin
 from harborline_singer_shared.pseudonymize import PSEUDONYMIZATION_SETTINGS, Pseudonymizer
-from harborline_singer_shared.redaction import install_secret_redaction, secret_values_from_config
 from harborline_singer_shared.rules import IncompatibleSchemaChangeError, NameAllocator
 from harborline_singer_shared.rules.plan import MissingKeyColumnError
 from target_postgres import connector
@@ -42,12 +43,29 @@ CLEAR_ERRORS = (
 )
 
 
+_STREAM_IN_LINE = re.compile(rb'"stream"\s*:\s*"((?:[^"\\]|\\.){1,200})"')
+
+
+def _stream_hint(raw: str | bytes) -> str:
+    """`stream 'x': ` when a malformed line still shows its stream name (e.g. a truncated RECORD), else ''."""
+    data = raw.encode("utf-8", "replace") if isinstance(raw, str) else bytes(raw)
+    match = _STREAM_IN_LINE.search(data[:4096])
+    if match is None:
+        return ""
+    try:
+        name = msgspec.json.decode(b'"' + match.group(1) + b'"')
+    except msgspec.DecodeError:
+        return ""
+    return f"stream {name!r}: "
+
+
 class LineReader(GenericSingerReader[t.Any]):
     """Singer reader that parses with msgspec (exact decimals) and knows the input line of every message."""
 
     def __init__(self) -> None:
         super().__init__()
         self.line_number = 0
+        self.on_failure: t.Callable[[], None] | None = None
 
     @property
     def default_input(self) -> t.IO[t.Any]:
@@ -59,7 +77,7 @@ class LineReader(GenericSingerReader[t.Any]):
         try:
             value = _decode(line)
         except msgspec.DecodeError as exc:
-            msg = f"input line {self.line_number}: malformed JSON ({exc}); nothing after the last STATE was committed"
+            msg = f"input line {self.line_number}: malformed JSON ({exc}); the open batch was not committed"
             raise InvalidInputLine(msg) from None
         if not isinstance(value, dict):
             msg = f"input line {self.line_number}: a Singer message must be a JSON object"
@@ -83,7 +101,10 @@ class LineReader(GenericSingerReader[t.Any]):
                 except msgspec.DecodeError as exc:
                     if not raw.strip():
                         continue
-                    msg = f"input line {self.line_number}: malformed JSON ({exc}); nothing after the last STATE is lost"
+                    msg = (
+                        f"input line {self.line_number}: {_stream_hint(raw)}malformed JSON ({exc}); "
+                        "the open batch was not committed"
+                    )
                     raise InvalidInputLine(msg) from None
                 if message.__class__ is not dict:
                     msg = f"input line {self.line_number}: a Singer message must be a JSON object"
@@ -99,18 +120,26 @@ class LineReader(GenericSingerReader[t.Any]):
                     raise InvalidInputLine(msg)
                 callback(message)
                 stats[str(kind)] += 1
-        except CLEAR_ERRORS as exc:
-            if exc.args and isinstance(exc.args[0], str) and "input line" not in exc.args[0]:
+        except BaseException as exc:
+            if (
+                isinstance(exc, CLEAR_ERRORS)
+                and exc.args
+                and isinstance(exc.args[0], str)
+                and "input line" not in exc.args[0]
+            ):
                 exc.args = (f"input line {self.line_number}: {exc.args[0]}", *exc.args[1:])
+            if self.on_failure is not None:
+                self.on_failure()
             raise
         stats["RECORD"] += records
         return Counter(**stats)
 
 
-class TargetPostgres(Target):
+class TargetPostgres(HarborlinePluginMixin, Target):
     """Load Singer streams into PostgreSQL: COPY-speed, upserts, schema evolution, STATE only after commit."""
 
     name = "target-postgres"
+    clear_errors = (*HarborlinePluginMixin.clear_errors, *CLEAR_ERRORS)
     default_sink_class = PostgresSink
     message_reader_class = LineReader
     capabilities: t.ClassVar[list[CapabilitiesEnum]] = [
@@ -212,8 +241,11 @@ class TargetPostgres(Target):
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
-        install_secret_redaction(secret_values_from_config(self.config, self.config_jsonschema))
-        self.pseudonymizer = Pseudonymizer.from_config(self.config)
+        try:
+            self.pseudonymizer = Pseudonymizer.from_config(self.config)
+        except ConfigValidationError as exc:
+            # The SDK's CLI prints only `errors`: without them the reason would hide behind "Config validation failed".
+            raise ConfigValidationError(str(exc), errors=exc.errors or [str(exc)]) from None
         schema = self.config.get("default_target_schema") or os.environ.get("MELTANO_EXTRACTOR_NAMESPACE")
         if not schema:
             msg = "default_target_schema is not set (nor MELTANO_EXTRACTOR_NAMESPACE): say which schema to load into"
@@ -230,6 +262,9 @@ class TargetPostgres(Target):
         self._fast: dict[str, t.Callable[[dict[str, t.Any], dict[str, t.Any]], bool]] = {}
         self._records_since_age_check = 0
         self._sdc_received_at: str | None = None
+        # On any failure while reading, abandon every open batch (rolled back, connections closed) before the error
+        # propagates: an in-process caller would otherwise keep transactions, possibly mid-COPY, holding locks.
+        self.message_reader.on_failure = self.abandon_sinks  # type: ignore[attr-defined]
 
     # -- names and modes -----------------------------------------------------------------------------------------
 
@@ -257,8 +292,10 @@ class TargetPostgres(Target):
     def _process_schema_message(self, message_dict: dict[str, t.Any]) -> None:
         """A changed SCHEMA for a stream we are loading: commit what came before, then evolve the table."""
         self._assert_line_requires(message_dict, requires={"stream", "schema"})
-        self._assert_line_requires(message_dict["schema"], requires={"properties"})
         name = message_dict["stream"]
+        if not isinstance(message_dict["schema"], dict) or "properties" not in message_dict["schema"]:
+            msg = f"stream {name!r}: SCHEMA message without 'properties' (the schema must describe a record object)"
+            raise InvalidInputLine(msg)
         maps = self.mapper.stream_maps.get(name)
         if maps and (
             maps[0].raw_schema != message_dict["schema"]
@@ -358,6 +395,28 @@ class TargetPostgres(Target):
         self._last_written_state = state
         super()._write_state_message(state)
 
+    def add_sink(  # type: ignore[misc]  # SDK-final; overridden only to drop its redundant error line
+        self, stream_name: str, schema: dict[str, t.Any], key_properties: t.Sequence[str] | None = None
+    ) -> PostgresSink:
+        """The SDK's add_sink without its extra "Error initializing target sink" line: the error says it all.
+
+        A sink whose setup fails (e.g. a refused type change) is rolled back and closed at once.
+        """
+        sink = PostgresSink(target=self, stream_name=stream_name, schema=schema, key_properties=key_properties)
+        try:
+            sink.setup()
+        except BaseException:
+            sink.close()
+            raise
+        self._sinks_active[stream_name] = sink
+        return sink
+
+    def abandon_sinks(self) -> None:
+        """Roll back and close every sink; nothing uncommitted is kept (an overwrite run's staging is dropped)."""
+        for sink in [*self._sinks_to_clear, *self._sinks_active.values()]:
+            if isinstance(sink, PostgresSink):
+                sink.abandon()
+
     def process_endofpipe(self) -> None:
         """Commit everything, swap overwrite tables in, then emit the final STATE."""
         super().process_endofpipe()
@@ -366,15 +425,6 @@ class TargetPostgres(Target):
     def _process_activate_version_message(self, message_dict: dict[str, t.Any]) -> None:
         """ACTIVATE_VERSION is not supported: say so once per stream rather than fail."""
         self.logger.warning("Ignoring ACTIVATE_VERSION for stream %r (not supported)", message_dict.get("stream"))
-
-    @classmethod
-    def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:
-        """Report input and warehouse errors as one clear line and exit 1, without a traceback."""
-        try:
-            super().invoke(*args, **kwargs)
-        except CLEAR_ERRORS as exc:
-            cls.logger.error("%s", exc)  # noqa: TRY400 - the message is the whole story
-            sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,180 @@
+"""STATE goes to stdout only once every record received before it is committed (checked against the database)."""
+
+from __future__ import annotations
+
+import io
+import json
+import queue
+import subprocess
+import threading
+from contextlib import redirect_stdout
+
+from tp_helpers import cli_argv, cli_env, lines_of, record_msg, schema_msg, state_msg
+
+SCHEMA_S = schema_msg("s", {"id": {"type": "integer"}, "v": {"type": "string"}}, ["id"])
+SCHEMA_T = schema_msg("t", {"id": {"type": "integer"}}, [])
+
+
+class LiveTarget:
+    """The CLI as a subprocess whose stdout is read line by line while it runs."""
+
+    def __init__(self, db, **overrides) -> None:
+        argv = [*cli_argv(), "--config", str(db.config_file(**overrides))]
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env()
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.stderr = b""
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+        self._err_thread = threading.Thread(target=self._read_stderr, daemon=True)
+        self._err_thread.start()
+
+    def _read_stdout(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line.decode())
+        self.lines.put(None)
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        self.stderr = self.proc.stderr.read()
+
+    def send(self, messages) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(lines_of(messages).encode())
+        self.proc.stdin.flush()
+
+    def next_state(self, timeout: float):
+        line = self.lines.get(timeout=timeout)
+        return None if line is None else json.loads(line)
+
+    def send_all_and_close(self, messages) -> None:
+        self.send(messages)
+        self.close_input()
+
+    def close_input(self) -> None:
+        assert self.proc.stdin is not None
+        if not self.proc.stdin.closed:
+            self.proc.stdin.close()
+
+    def finish(self, timeout: float = 60) -> int:
+        self.close_input()
+        code = self.proc.wait(timeout=timeout)
+        self._err_thread.join(timeout)
+        return code
+
+
+def test_each_state_follows_the_commit_of_every_record_before_it(db):
+    """The CLI with small batches; after each STATE line the test reads the table: every record that came before
+    that STATE in the input must be there (the target may already be further along; that is fine)."""
+    messages = [SCHEMA_S, SCHEMA_T]
+    preceding: dict[int, int] = {}  # state bookmark -> number of `t` records before it
+    t_count = 0
+    for i in range(1, 2001):
+        messages.append(record_msg("s", {"id": i, "v": f"v{i}"}))
+        if i % 3 == 0:
+            messages.append(record_msg("t", {"id": i}))
+            t_count += 1
+        if i % 70 == 0:
+            messages.append(state_msg({"bookmarks": {"s": i}}))
+            preceding[i] = t_count
+    messages.append(state_msg({"bookmarks": {"s": 2000, "final": True}}))
+
+    live = LiveTarget(db, batch_size_rows=150)
+    writer = threading.Thread(target=live.send_all_and_close, args=(messages,))
+    writer.start()
+    seen = []
+    while (state := live.next_state(timeout=60)) is not None:
+        last = state["bookmarks"]["s"]
+        committed_s = db.query(f'SELECT count(*) FROM "{db.schema}".s WHERE id <= %s', (last,))[0][0]
+        assert committed_s == last, f"STATE {state} came out before records 1..{last} of s were committed"
+        if "final" not in state["bookmarks"]:
+            assert db.count("t") >= preceding[last]
+        seen.append(state)
+    writer.join()
+    assert live.finish() == 0
+    assert len(seen) >= 5  # a state after (nearly) each of the 13+ commits, not only at the end
+    assert seen[-1] == {"bookmarks": {"s": 2000, "final": True}}
+    assert db.count("s") == 2000
+    assert db.count("t") == t_count
+
+
+def test_failed_run_never_emits_the_state_after_uncommitted_records(db):
+    messages = [SCHEMA_S]
+    messages += [record_msg("s", {"id": i}) for i in range(1, 51)]
+    messages.append(state_msg({"upto": 50}))
+    messages += [record_msg("s", {"id": i}) for i in range(51, 121)]
+    messages.append(state_msg({"upto": 120}))
+    messages += [record_msg("s", {"id": i}) for i in range(121, 141)]
+    text = lines_of(messages) + '{"type": "RECORD", "stream": "s", "record": {"id": 141\n'
+    result = db.cli(text, batch_size_rows=100)
+    assert result.returncode != 0
+    # The batch of records 1..100 was committed, so the STATE that followed record 50 went out; the one after 120
+    # did not, since records 101..120 were never committed.
+    assert result.states == [{"upto": 50}]
+    assert db.rows("s", "id") == [(i,) for i in range(1, 101)]
+
+
+def test_state_with_nothing_pending_is_emitted_right_away(db):
+    live = LiveTarget(db)
+    live.send([state_msg({"first": 1})])
+    assert live.next_state(timeout=30) == {"first": 1}  # stdin is still open: it was not held to the end
+    live.send([SCHEMA_S, record_msg("s", {"id": 1}), state_msg({"second": 2})])
+    # A record is pending (batch not full): its STATE must wait for the commit at the end of the input.
+    try:
+        early = live.next_state(timeout=1.5)
+    except queue.Empty:
+        early = None
+    assert early is None
+    assert live.finish() == 0
+    assert live.next_state(timeout=5) == {"second": 2}
+    assert db.rows("s", "id") == [(1,)]
+
+
+def test_state_emitted_in_process_after_each_drain(db):
+    """The same rule in-process: STATE with nothing pending appears before the next line is even read."""
+    out = io.StringIO()
+    observed = []
+
+    def feed():
+        yield json.dumps(state_msg({"a": 1})) + "\n"
+        observed.append(out.getvalue())
+        yield json.dumps(SCHEMA_S) + "\n"
+        yield json.dumps(record_msg("s", {"id": 1})) + "\n"
+        yield json.dumps(state_msg({"a": 2})) + "\n"
+        observed.append(out.getvalue())
+        yield json.dumps(record_msg("s", {"id": 2})) + "\n"  # batch of 2 full: commit, then STATE {"a": 2}
+        observed.append(out.getvalue())
+        yield json.dumps(state_msg({"a": 2})) + "\n"  # unchanged: not repeated
+        yield json.dumps(state_msg({"a": 3})) + "\n"
+        observed.append(out.getvalue())
+
+    with redirect_stdout(out):
+        db.target(batch_size_rows=2).listen(feed())
+    assert observed == [
+        '{"a": 1}\n',
+        '{"a": 1}\n',
+        '{"a": 1}\n{"a": 2}\n',
+        '{"a": 1}\n{"a": 2}\n{"a": 3}\n',
+    ]
+    assert out.getvalue() == '{"a": 1}\n{"a": 2}\n{"a": 3}\n'
+
+
+def test_overwrite_holds_state_until_the_swap(db):
+    db.run([SCHEMA_S, record_msg("s", {"id": 1})])
+    out = io.StringIO()
+    observed = []
+
+    def feed():
+        yield json.dumps(SCHEMA_S) + "\n"
+        for i in range(10, 16):
+            yield json.dumps(record_msg("s", {"id": i})) + "\n"
+            yield json.dumps(state_msg({"i": i})) + "\n"
+        observed.append(out.getvalue())
+
+    with redirect_stdout(out):
+        db.target(load_method="overwrite", batch_size_rows=2).listen(feed())
+    # Batches were committed to staging, but the table still had the old rows: no STATE could go out yet.
+    assert observed == [""]
+    assert out.getvalue() == '{"i": 15}\n'
+    assert db.rows("s", "id") == [(i,) for i in range(10, 16)]
