@@ -215,34 +215,52 @@ def _escape(v: str) -> str:
 _INLINE: dict[Kind, str] = {
     Kind.STRING: (
         "if v.__class__ is str:\n"
-        "        f = v if (v.isprintable() and '\\\\' not in v) else v.translate(E)\n"
-        "    elif v is None: f = N\n"
+        "        f{i} = v if (v.isprintable() and '\\\\' not in v) else v.translate(E)\n"
+        "    elif v is None: f{i} = N\n"
         "    else: M({i}, v)"
     ),
-    Kind.INTEGER: "if v.__class__ is int: f = str(v)\n    elif v is None: f = N\n    else: f = c{i}(v)",
+    Kind.INTEGER: "if v.__class__ is int: f{i} = str(v)\n    elif v is None: f{i} = N\n    else: f{i} = c{i}(v)",
     Kind.NUMBER: (
-        "if v.__class__ is D or v.__class__ is int: f = str(v)\n    elif v is None: f = N\n    else: f = c{i}(v)"
+        "if v.__class__ is D or v.__class__ is int: f{i} = str(v)\n"
+        "    elif v is None: f{i} = N\n"
+        "    else: f{i} = c{i}(v)"
     ),
-    Kind.BOOLEAN: "if v is True: f = 't'\n    elif v is False: f = 'f'\n    elif v is None: f = N\n    else: M({i}, v)",
+    Kind.BOOLEAN: (
+        "if v is True: f{i} = 't'\n    elif v is False: f{i} = 'f'\n    elif v is None: f{i} = N\n    else: M({i}, v)"
+    ),
 }
 for _k in (Kind.DATE, Kind.TIME, Kind.TIMESTAMP):
     _INLINE[_k] = (
         "if v.__class__ is str:\n"
-        "        f = v if (v.isprintable() and '\\\\' not in v) else v.translate(E)\n"
-        "    elif v is None: f = N\n"
-        "    else: f = c{i}(v)"
+        "        f{i} = v if (v.isprintable() and '\\\\' not in v) else v.translate(E)\n"
+        "    elif v is None: f{i} = N\n"
+        "    else: f{i} = c{i}(v)"
     )
 
 
+class _MissingKey(Exception):  # noqa: N818 - internal signal, turned into MissingKeyPropertiesError with context
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
 def build_row_function(columns: list[ColumnPlan], *, validate: bool) -> Callable[[Mapping[str, Any]], str]:
-    """Generate `record -> "f1\\tf2\\t...\\n"` once per schema: straight-line code, no per-record loops."""
+    """Generate `record -> "f1\\tf2\\t...\\n"` once per schema: straight-line code, no per-record loops.
+
+    Key columns are checked for presence in the same pass (a missing or null key raises `_MissingKey`).
+    """
     namespace: dict[str, Any] = {"E": _ESCAPES, "N": _NULL, "D": decimal.Decimal}
     kinds = [c.type.kind for c in columns]
+    keys = [".".join(c.source.path) if c.source else c.name for c in columns]
 
     def mismatch(i: int, v: Any) -> None:
         raise _Mismatch(kinds[i].value, v)
 
+    def missing_key(i: int) -> None:
+        raise _MissingKey(keys[i])
+
     namespace["M"] = mismatch
+    namespace["K"] = missing_key
     lines = ["def row(r):", "    get = r.get"]
     names = []
     for i, col in enumerate(columns):
@@ -254,16 +272,17 @@ def build_row_function(columns: list[ColumnPlan], *, validate: bool) -> Callable
         else:
             namespace[f"g{i}"] = make_getter(col.source.path)
             lines.append(f"    v = g{i}(r)")
+        if col.is_key:
+            lines.append(f"    if v is None: K({i})")
         inline_ok = validate and converter is not _scalar_text
         snippet = _INLINE.get(col.type.kind) if inline_ok else None
         if snippet is None:
-            lines.append(f"    f = c{i}(v)")
+            lines.append(f"    f{i} = c{i}(v)")
         else:
             lines.append("    " + snippet.format(i=i))
-        lines.append(f"    f{i} = f")
         names.append(f"f{i}")
-    body = " + '\\t' + ".join(names) if names else "''"
-    lines.append(f"    return {body} + '\\n'")
+    body = "'\\t'.join((" + ", ".join(names) + ",)) + '\\n'" if names else "'\\n'"
+    lines.append(f"    return {body}")
     src = "\n".join(lines) + "\n"
     exec(compile(src, "<row>", "exec"), namespace)  # noqa: S102 - code built only from repr() literals
     return namespace["row"]  # type: ignore[no-any-return]
@@ -503,13 +522,6 @@ class PostgresSink(BatchSink):
         """Add one record to the open batch; True when the batch is full (called per RECORD: keep it lean)."""
         if self._pseudonymize is not None:
             record = self._pseudonymize(record)
-        for key in self._key_names:
-            if record.get(key) is None:
-                msg = (
-                    f"stream {self.stream_name!r}, input line {line}: record is missing key property {key!r} "
-                    f"(key_properties {list(self.key_properties)})"
-                )
-                raise MissingKeyPropertiesError(msg)
         if self._required:
             missing = [r for r in self._required if r not in record]
             if missing:
@@ -519,6 +531,12 @@ class PostgresSink(BatchSink):
             row = self._row(record)
         except _Mismatch as exc:
             raise RecordTypeError(self._describe_mismatch(record, line, exc)) from None
+        except _MissingKey as exc:
+            msg = (
+                f"stream {self.stream_name!r}, input line {line}: record is missing key property {exc.name!r} "
+                f"(key_properties {list(self.key_properties)})"
+            )
+            raise MissingKeyPropertiesError(msg) from None
         self._chunks.append(row)
         self._chunk_chars += len(row)
         self._lines.append(line)
