@@ -37,6 +37,7 @@ from typing import Any
 import psycopg2
 
 from harborline_singer_shared.testing.postgres import PostgresServer, PostgresServerError
+from tap_thoughtindustries.streams import PERSONAL_DATA_FIELDS
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE_API = ROOT / "tap-thoughtindustries" / "tests" / "fake_api.py"
@@ -47,24 +48,8 @@ FAKE_API_KEY = "fake-ti-api-key"  # the fake API's default key (not a secret)
 DEMO_PSEUDONYMIZATION_KEY = "harborline-demo-key-not-secret"
 DATABASE = "demo"
 SCHEMA = "thoughtindustries"
-#: Every e-mail address and name the API returns (tap-thoughtindustries/README.md, "Personal data").
-PSEUDONYMIZE: dict[str, list[str]] = {
-    "course_completions": ["user"],
-    "course_actions": ["user"],
-    "course_views": ["user"],
-    "logins": ["user"],
-    "visits": ["user"],
-    "course_purchases": ["user", "giftRecipientEmail"],
-    "learning_path_actions": ["user"],
-    "email_captures": ["user"],
-    "redemption_code_redemptions": ["user"],
-    "course_enrollments": ["user"],
-    "course_certificates": ["user"],
-    "users": ["email", "firstName", "lastName", "shippingName", "zipCode"],
-    "assessment_attempts": ["user.email"],
-    "meetings": ["instructors"],
-    "content": ["authorsAndInstructors"],
-}
+#: Every e-mail address and name the API returns, as the tap itself declares it.
+PSEUDONYMIZE = PERSONAL_DATA_FIELDS
 RESOURCE_STREAMS = frozenset({"users", "content", "meetings", "clients", "assessment_attempts", "coupons"})
 STARTUP_TIMEOUT_S = 120.0
 PIPELINE_TIMEOUT_S = 600.0

@@ -176,8 +176,9 @@ def main() -> int:
             path.write_text(json.dumps(cfg))
             return path
 
-        def ours(label: str, stream: Path, rows: int, expect: int, schema: str) -> None:
-            secs, rss, rc = run_measured([args.target, "--config", str(config(schema))], stream)
+        def ours(label: str, stream: Path, rows: int, expect: int, schema: str, load_method: str) -> None:  # noqa: PLR0917
+            cfg = config(schema, load_method=load_method)
+            secs, rss, rc = run_measured([args.target, "--config", str(cfg)], stream)
             ok = rc == 0 and count(kw, schema) == expect
             results.append((label + ("" if ok else " (FAILED)"), rows, secs, rss))
 
@@ -189,10 +190,8 @@ def main() -> int:
                 secs = raw_copy(kw, csv_path, args.rows)
                 results.append(("raw COPY (psql \\copy, CSV)", args.rows, secs, 0.0))
             load = "upsert" if upsert else "append-only"
-            schema = f"ours_{kind}"
-            config(schema, load_method=load)
             expect = keys if upsert else args.rows
-            ours(f"target-postgres ({kind})", stream, args.rows, expect, schema)
+            ours(f"target-postgres ({kind})", stream, args.rows, expect, f"ours_{kind}", load)
             peer_stream = work / f"{kind}-peer.singer"
             prefix(stream, peer_stream, args.peer_rows)
             if not upsert:
@@ -224,8 +223,14 @@ def main() -> int:
         if args.flat_rows:
             stream, csv_path = work / "flat.singer", work / "flat.csv"
             generate(stream, csv_path, args.flat_rows, upsert=False)
-            config("ours_flat", load_method="append-only")
-            ours("target-postgres (append, RSS check)", stream, args.flat_rows, args.flat_rows, "ours_flat")
+            ours(
+                "target-postgres (append, RSS check)",
+                stream,
+                args.flat_rows,
+                args.flat_rows,
+                "ours_flat",
+                "append-only",
+            )
 
     shutil.rmtree(work, ignore_errors=True)
     raw_rate = next(r / s for label, r, s, _ in results if label.startswith("raw COPY"))
