@@ -343,6 +343,30 @@ class CopyStream:
             raise self.error
 
 
+class _Commit(threading.Thread):
+    """One handed-off batch: finish its COPY, merge, commit, on its own connection."""
+
+    def __init__(
+        self,
+        sink: PostgresSink,
+        conn: psycopg2.extensions.connection,
+        copy: CopyStream | None,
+        rows: int,
+        lines: array[int],
+    ) -> None:
+        super().__init__(name=f"commit-{sink.stream_name}", daemon=True)
+        self.error: BaseException | None = None
+        self._args = (sink, conn, copy, rows, lines)
+        self.start()
+
+    def run(self) -> None:
+        sink, conn, copy, rows, lines = self._args
+        try:
+            sink._commit_batch(conn, copy, rows, lines)  # noqa: SLF001 - the sink's own worker
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread by wait_committed()
+            self.error = exc
+
+
 _COPY_CONTEXT = re.compile(r"COPY [^,]+, line (\d+)(?:, column ([^:]+))?")
 
 
@@ -373,6 +397,9 @@ class PostgresSink(BatchSink):
         self._batch_bytes = 0
         self._lines = array("q")
         self._overwrite_pending = False
+        self._session_sql: tuple[str, ...] = ()
+        self._spare: psycopg2.extensions.connection | None = None
+        self._inflight: _Commit | None = None
         self._max_rows = int(self.config.get("batch_size_rows") or 100_000)
         self._max_bytes = target.batch_size_bytes
         self.with_metadata = self.include_sdc_metadata_properties
@@ -505,6 +532,17 @@ class PostgresSink(BatchSink):
         self.conn.commit()  # type: ignore[union-attr]
         self._stage = stage
         self._copy_sql = f"COPY {stage} ({cols}) FROM STDIN"
+        if self.mode == "upsert":
+            self._session_sql = stage_sql  # every load connection needs its own temporary staging table
+
+    def _new_load_connection(self) -> psycopg2.extensions.connection:
+        """A second connection, so the next batch streams in while the previous one merges and commits."""
+        conn = connector.connect(self.config)
+        with conn.cursor() as cur:
+            for stmt in self._session_sql:
+                cur.execute(stmt)
+        conn.commit()
+        return conn
 
     def _resync_stage_sql(self, stage: str) -> tuple[str, ...]:
         """A schema change in the middle of an overwrite run: give the staging table the same new columns/types."""
@@ -583,15 +621,16 @@ class PostgresSink(BatchSink):
             self.conn.rollback()  # type: ignore[union-attr]
             raise TargetLoadError(self._describe_copy_error(exc)) from None
 
-    def _describe_copy_error(self, exc: psycopg2.Error) -> str:
+    def _describe_copy_error(self, exc: psycopg2.Error, lines: array[int] | None = None) -> str:
         diag = exc.diag
         primary = re.sub(r'"[^"]*"', '"…"', diag.message_primary or str(exc).splitlines()[0])
         where = ""
         match = _COPY_CONTEXT.search(diag.context or "")
+        lines = self._lines if lines is None else lines
         if match:
             n = int(match.group(1))
-            if 0 < n <= len(self._lines):
-                where = f", input line {self._lines[n - 1]}"
+            if 0 < n <= len(lines):
+                where = f", input line {lines[n - 1]}"
             if match.group(2):
                 where += f", column {match.group(2)!r}"
         return f"stream {self.stream_name!r}{where}: PostgreSQL refused the batch: {primary} (nothing was committed)"
@@ -599,21 +638,56 @@ class PostgresSink(BatchSink):
     # -- draining ------------------------------------------------------------------------------------------------
 
     def process_batch(self, context: dict[str, Any]) -> None:  # noqa: ARG002
-        """Finish the COPY, merge when upserting, commit: the batch becomes visible all at once."""
-        started = time.perf_counter()
+        """Hand the batch to a commit thread (finish COPY, merge when upserting, commit) and go on reading.
+
+        The next batch streams into a second connection meanwhile, so the server's merge overlaps Python's parsing.
+        Batches still commit in order (the previous commit is awaited first: later batches win), and the target
+        writes STATE only once every batch before it has committed.
+        """
         self._flush()
-        self._finish_copy()
-        rows = self._batch_rows
-        assert self.conn is not None  # noqa: S101
+        copy, self._copy = self._copy, None
+        conn, rows, lines = self.conn, self._batch_rows, self._lines
+        assert conn is not None  # noqa: S101
+        self.wait_committed()
+        if self.mode == "overwrite":
+            self._overwrite_pending = True
+        self._inflight = _Commit(self, conn, copy, rows, lines)
+        self._batch_bytes = 0
+        self._lines = array("q")
+        self.conn, self._spare = self._spare, conn
+        if self.conn is None:
+            self.conn = self._new_load_connection()
+
+    @property
+    def committing(self) -> bool:
+        """A handed-off batch is not committed yet."""
+        return self._inflight is not None and self._inflight.is_alive()
+
+    def wait_committed(self) -> None:
+        """Wait for the handed-off batch; raise its error (nothing of it was committed) if it failed."""
+        job, self._inflight = self._inflight, None
+        if job is None:
+            return
+        job.join()
+        if job.error is not None:
+            raise job.error
+
+    def _commit_batch(
+        self, conn: psycopg2.extensions.connection, copy: CopyStream | None, rows: int, lines: array[int]
+    ) -> None:
+        """Runs in the commit thread."""
+        started = time.perf_counter()
         try:
-            with self.conn.cursor() as cur:
+            if copy is not None:
+                copy.close()
+            with conn.cursor() as cur:
                 if self.mode == "upsert":
                     cur.execute(self._merge_sql(self._stage, self.table_target))
-                elif self.mode == "overwrite":
-                    self._overwrite_pending = True
-            self.conn.commit()
+            conn.commit()
         except psycopg2.Error as exc:
-            self.conn.rollback()
+            conn.rollback()
+            if copy is not None and exc is copy.error:
+                raise TargetLoadError(self._describe_copy_error(exc, lines)) from None
             msg = f"stream {self.stream_name!r}: loading the batch failed: {exc.diag.message_primary or exc}"
             raise TargetLoadError(msg) from None
         self.logger.info(
@@ -625,8 +699,6 @@ class PostgresSink(BatchSink):
             time.perf_counter() - started,
         )
         self.record_counter_metric.increment(rows)
-        self._batch_bytes = 0
-        self._lines = array("q")
 
     def mark_drained(self) -> None:
         """Reset batch counters after the SDK's bookkeeping."""
@@ -664,6 +736,7 @@ class PostgresSink(BatchSink):
 
     def finalize_overwrite(self) -> None:
         """Replace the table's rows with the staged ones in one transaction (readers see old or new, never none)."""
+        self.wait_committed()
         if self.mode != "overwrite" or not self._overwrite_pending or self.conn is None:
             return
         with self.conn.cursor() as cur:
@@ -676,8 +749,9 @@ class PostgresSink(BatchSink):
         self.logger.info("Replaced the rows of %s.%s (overwrite)", self.schema_name, self.table_name)
 
     def clean_up(self) -> None:
-        """End of input: finish an overwrite, close the connection."""
+        """End of input: wait for the last commit, finish an overwrite, close the connections."""
         try:
+            self.wait_committed()
             self.finalize_overwrite()
         finally:
             self.close()
@@ -695,11 +769,15 @@ class PostgresSink(BatchSink):
             self.target.overwrite_started.discard(self.table_name)
 
     def close(self) -> None:
-        """Abandon anything uncommitted and close the connection."""
+        """Abandon anything uncommitted and close the connections (a handed-off batch is waited for first)."""
         if self._copy is not None:
             with contextlib.suppress(Exception):  # the transaction is rolled back below anyway
                 self._copy.close()
             self._copy = None
-        if self.conn is not None and not self.conn.closed:
-            self.conn.rollback()
-            self.conn.close()
+        job, self._inflight = self._inflight, None
+        if job is not None:
+            job.join()
+        for conn in (self.conn, self._spare):
+            if conn is not None and not conn.closed:
+                conn.rollback()
+                conn.close()

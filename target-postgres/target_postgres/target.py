@@ -261,6 +261,7 @@ class TargetPostgres(HarborlinePluginMixin, Target):
         self._table_names: NameAllocator | None = None
         self._fast: dict[str, t.Callable[[dict[str, t.Any], dict[str, t.Any]], bool]] = {}
         self._records_since_age_check = 0
+        self._state_after_commit: dict[str, t.Any] | None = None
         self._sdc_received_at: str | None = None
         # On any failure while reading, abandon every open batch (rolled back, connections closed) before the error
         # propagates: an in-process caller would otherwise keep transactions, possibly mid-COPY, holding locks.
@@ -305,6 +306,7 @@ class TargetPostgres(HarborlinePluginMixin, Target):
             for stream_map in maps:
                 old = self._sinks_active.pop(stream_map.stream_alias, None)
                 if isinstance(old, PostgresSink):
+                    old.wait_committed()  # a failed batch must stop the run, not vanish
                     old.close()
         self._fast.pop(name, None)
         super()._process_schema_message(message_dict)
@@ -362,8 +364,9 @@ class TargetPostgres(HarborlinePluginMixin, Target):
         if route(record, message_dict):
             self.drain_all()
         self._records_since_age_check += 1
-        if self._records_since_age_check >= 10_000:
+        if self._records_since_age_check >= 1_000:
             self._records_since_age_check = 0
+            self._reap_commits()
             self._handle_max_record_age()
 
     def _add_metadata(self, sink: PostgresSink, record: dict[str, t.Any], message: dict[str, t.Any]) -> None:
@@ -378,18 +381,35 @@ class TargetPostgres(HarborlinePluginMixin, Target):
         record.setdefault("_sdc_deleted_at", None)
 
     def _pending(self) -> bool:
-        return any(isinstance(s, PostgresSink) and s.current_size for s in self._sinks_active.values())
+        return any(
+            isinstance(s, PostgresSink) and (s.current_size or s.committing) for s in self._sinks_active.values()
+        )
+
+    def _reap_commits(self) -> None:
+        """Surface a failed background commit, and write a STATE that was waiting for commits to finish."""
+        sinks = [s for s in self._sinks_active.values() if isinstance(s, PostgresSink)]
+        for sink in sinks:
+            if not sink.committing:
+                sink.wait_committed()  # raises if that batch failed
+        if self._state_after_commit is not None and not any(s.committing for s in sinks):
+            state, self._state_after_commit = self._state_after_commit, None
+            self._write_state_message(state)
 
     def _process_state_message(self, message_dict: dict[str, t.Any]) -> None:
         """Remember STATE; when nothing is waiting to be committed it can go out at once."""
         super()._process_state_message(message_dict)
+        self._reap_commits()
         if self._latest_state and not self._pending():
             self._write_state_message(self._latest_state)
 
     def _write_state_message(self, state: dict[str, t.Any]) -> None:
         """STATE goes out only when every record before it is committed, and only once per change."""
-        if any(isinstance(s, PostgresSink) and s.holds_state for s in self._sinks_active.values()):
+        sinks = [s for s in self._sinks_active.values() if isinstance(s, PostgresSink)]
+        if any(s.holds_state for s in sinks):
             return  # written by drain_all after the overwrite swap at the end of the run
+        if any(s.committing for s in sinks):
+            self._state_after_commit = state  # written by _reap_commits once those batches are committed
+            return
         if state == getattr(self, "_last_written_state", None):
             return
         self._last_written_state = state
