@@ -288,6 +288,135 @@ def build_row_function(columns: list[ColumnPlan], *, validate: bool) -> Callable
     return namespace["row"]  # type: ignore[no-any-return]
 
 
+_SIMPLE_TYPES: dict[str, Any] = {
+    "integer": int,
+    "number": int | decimal.Decimal,
+    "boolean": bool,
+    "string": str,
+}
+_RAW_NULL = msgspec.Raw(b"null")
+_UNNAMEABLE = re.compile(r'[\\"\x00-\x1f]')
+_MSGSPEC_ERROR = re.compile(r"Expected `[^`]*`, got `(?P<got>[^`]*)`(?: - at `\$(?P<path>[^`]*)`)?")
+_JSON_NAMES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean", "array": "array"}
+_decode_exact = msgspec.json.Decoder(float_hook=decimal.Decimal).decode
+
+
+def _leaf_type(col: ColumnPlan) -> Any | None:
+    """The msgspec type that validates one loaded column's values in C, or None when only the dict path can."""
+    assert col.source is not None  # noqa: S101
+    if col.type.kind is Kind.JSON:
+        return msgspec.Raw  # the JSON text as received: no decode/encode round trip
+    types = _json_types(col.source.schema) - {"null"}
+    if len(types) != 1 or col.source.schema.get("anyOf") or col.source.schema.get("oneOf"):
+        return None
+    json_type = next(iter(types))
+    if json_type == "string" and col.type.kind is Kind.NUMBER:
+        return str  # singer.decimal strings: PostgreSQL parses them
+    return _SIMPLE_TYPES.get(json_type)
+
+
+def _field_tree(columns: list[ColumnPlan]) -> dict[str, Any] | None:
+    """Nested dict of JSON names -> (column index, msgspec type); None when a column needs the dict path."""
+    tree: dict[str, Any] = {}
+    for i, col in enumerate(columns):
+        leaf = _leaf_type(col)
+        if leaf is None or col.source is None:
+            return None
+        if any(_UNNAMEABLE.search(part) for part in col.source.path):
+            return None  # msgspec cannot map such a JSON name to a field; the dict path can
+        node = tree
+        for part in col.source.path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                return None
+            node = child
+        if col.source.path[-1] in node:
+            return None
+        node[col.source.path[-1]] = (i, leaf)
+    return tree
+
+
+def _struct_type(node: dict[str, Any], trail: list[str], access: dict[int, list[str]], required: list[str]) -> Any:
+    """A msgspec Struct for one level of the tree (fields `f0`, `f1`, ... renamed to the JSON names)."""
+    fields: list[tuple[Any, ...]] = []
+    rename: dict[str, str] = {}
+    for j, (name, value) in enumerate(node.items()):
+        attr = f"f{j}"
+        rename[attr] = name
+        if isinstance(value, dict):
+            fields.append((attr, _struct_type(value, [*trail, attr], access, []) | None, None))
+            continue
+        i, leaf = value
+        access[i] = [*trail, attr]
+        if leaf is msgspec.Raw:
+            fields.append((attr, msgspec.Raw, _RAW_NULL))
+        elif name in required:
+            fields.append((attr, leaf | None))
+        else:
+            fields.append((attr, leaf | None, None))
+    fields.sort(key=lambda f: len(f) == 3)  # msgspec: fields without defaults first
+    return msgspec.defstruct("Record", fields, rename=rename, forbid_unknown_fields=False)
+
+
+def _struct_row_source(columns: list[ColumnPlan], access: dict[int, list[str]]) -> str:
+    """Source of `row(struct) -> COPY text line`: values are type-checked already, so it only formats."""
+    lines = ["def row(r):"]
+    for i, col in enumerate(columns):
+        first, *rest = access[i]
+        lines.append(f"    v = r.{first}")
+        lines.extend(f"    v = None if v is None else v.{attr}" for attr in rest)
+        if col.is_key:
+            lines.append(f"    if v is None: K({i})")
+        kind = col.type.kind
+        if kind is Kind.JSON:
+            lines.append(f"    f{i} = N if v is None else J(v)")
+        elif kind in {Kind.INTEGER, Kind.NUMBER}:
+            lines.append(f"    f{i} = N if v is None else str(v)")
+        elif kind is Kind.BOOLEAN:
+            lines.append(f"    f{i} = N if v is None else ('t' if v else 'f')")
+        else:
+            lines.append(
+                f"    f{i} = N if v is None else (v if (v.isprintable() and '\\\\' not in v) else v.translate(E))"
+            )
+    names = ", ".join(f"f{i}" for i in range(len(columns)))
+    lines.append(f"    return '\\t'.join(({names},)) + '\\n'" if columns else "    return '\\n'")
+    return "\n".join(lines) + "\n"
+
+
+def build_struct_loader(
+    columns: list[ColumnPlan], required: list[str]
+) -> tuple[Callable[[Any], Any], Callable[[Any], str]] | None:
+    """A typed decoder for the stream's records and a row function over the decoded structs.
+
+    msgspec validates every value's JSON type while decoding (in C), so the row function only formats. Returns None
+    when the schema has a shape only the dict path handles (unions of scalars in one column, unusual names).
+    """
+    tree = _field_tree(columns)
+    if tree is None:
+        return None
+    access: dict[int, list[str]] = {}
+    decoder = msgspec.json.Decoder(_struct_type(tree, [], access, required))
+    keys = [".".join(c.source.path) if c.source else c.name for c in columns]
+
+    def missing_key(i: int) -> None:
+        raise _MissingKey(keys[i])
+
+    namespace: dict[str, Any] = {"E": _ESCAPES, "N": _NULL, "J": _raw_json_text, "K": missing_key}
+    source = _struct_row_source(columns, access)
+    exec(compile(source, "<struct-row>", "exec"), namespace)  # noqa: S102 - code built only from generated names
+    return decoder.decode, namespace["row"]
+
+
+def _raw_json_text(raw: msgspec.Raw) -> str:
+    """COPY text of a JSON value received as raw JSON (null -> NULL; \\u0000 replaced as for text columns)."""
+    data = bytes(raw)
+    if data == b"null":
+        return _NULL
+    if b"\\u0000" in data:
+        return _json_text(_decode_exact(data))
+    return _escape(data.decode("utf-8"))
+
+
 class _QueueReader:
     """A file-like object psycopg2's copy_expert pulls from; the parser thread pushes bytes into it."""
 
@@ -500,6 +629,11 @@ class PostgresSink(BatchSink):
         t = self.target
         self.load_columns = self.plan.source_columns
         self._row = build_row_function(self.load_columns, validate=t.validate_records)
+        required = [r for r in (self.schema.get("required") or []) if isinstance(r, str)]
+        loader = build_struct_loader(self.load_columns, required) if t.validate_records else None
+        self.typed = loader is not None and self._pseudonymize is None and not self.with_metadata
+        if loader is not None:
+            self._decode_typed, self._row_typed = loader
         self._key_names = [c.source.path[0] for c in self.plan.columns if c.is_key and c.source]
         self._required = [
             r for r in (self.schema.get("required") or []) if isinstance(r, str) and r not in self._key_names
@@ -555,6 +689,40 @@ class PostgresSink(BatchSink):
         return tuple(stmts)
 
     # -- the record path -----------------------------------------------------------------------------------------
+
+    def append_raw(self, raw: msgspec.Raw, line: int) -> bool:
+        """`append` for a record still in JSON: decoded straight into a typed struct (validated in C)."""
+        try:
+            row = self._row_typed(self._decode_typed(raw))
+        except msgspec.ValidationError as exc:
+            raise RecordTypeError(self._describe_validation_error(line, exc)) from None
+        except _MissingKey as exc:
+            msg = (
+                f"stream {self.stream_name!r}, input line {line}: record is missing key property {exc.name!r} "
+                f"(key_properties {list(self.key_properties)})"
+            )
+            raise MissingKeyPropertiesError(msg) from None
+        self._chunks.append(row)
+        self._chunk_chars += len(row)
+        self._lines.append(line)
+        self._batch_rows += 1
+        if self._chunk_chars >= _FLUSH_CHARS or self._batch_bytes + self._chunk_chars >= self._max_bytes:
+            self._flush()
+        return self._batch_rows >= self._max_rows or self._batch_bytes >= self._max_bytes
+
+    def _describe_validation_error(self, line: int, exc: msgspec.ValidationError) -> str:
+        """Name the property and the types, in the schema's words; never the value."""
+        where = f"stream {self.stream_name!r}, input line {line}"
+        match = _MSGSPEC_ERROR.match(str(exc))
+        if not match:
+            return f"{where}: record does not match its schema ({exc})"
+        got, path = match.group("got"), tuple(p for p in match.group("path").split(".") if p)
+        by_path = {c.source.path: c for c in self.load_columns if c.source}
+        if not path:
+            return f"{where}: the record is {_JSON_NAMES.get(got, got)}, not an object"
+        col = by_path.get(path)
+        expected = str(col.type) if col else "object"
+        return f"{where}: property {'.'.join(path)!r} is {_JSON_NAMES.get(got, got)}, but the schema says {expected}"
 
     def append(self, record: dict[str, Any], line: int) -> bool:
         """Add one record to the open batch; True when the batch is full (called per RECORD: keep it lean)."""

@@ -32,6 +32,17 @@ if t.TYPE_CHECKING:
 
 _decode = msgspec.json.Decoder(float_hook=decimal.Decimal).decode
 
+
+class _Envelope(msgspec.Struct):
+    """A Singer message's envelope; the record stays raw JSON until its stream's typed decoder reads it."""
+
+    type: str
+    stream: str | None = None
+    record: msgspec.Raw = msgspec.Raw(b"null")
+
+
+_decode_envelope = msgspec.json.Decoder(_Envelope).decode
+
 #: Errors that are the input's or the warehouse's fault: reported as one line, exit code 1, no traceback.
 CLEAR_ERRORS = (
     TargetLoadError,
@@ -66,6 +77,8 @@ class LineReader(GenericSingerReader[t.Any]):
         super().__init__()
         self.line_number = 0
         self.on_failure: t.Callable[[], None] | None = None
+        #: (stream, raw record) -> True when handled; False sends the line through the generic dict path.
+        self.on_raw_record: t.Callable[[str | None, msgspec.Raw], bool] | None = None
 
     @property
     def default_input(self) -> t.IO[t.Any]:
@@ -92,10 +105,20 @@ class LineReader(GenericSingerReader[t.Any]):
         """The SDK's loop, made lean for RECORD messages, with the input line number in every error."""
         stats: dict[str, int] = defaultdict(int)
         on_record = callbacks["RECORD"]
+        on_raw = self.on_raw_record
         records = 0
         try:
             for raw in file_input or self.default_input:
                 self.line_number += 1
+                if on_raw is not None:
+                    # Fast path: decode only the envelope; a typed stream decodes its record straight into a struct.
+                    try:
+                        envelope: _Envelope | None = _decode_envelope(raw)
+                    except (msgspec.DecodeError, msgspec.ValidationError):
+                        envelope = None  # the generic path below says precisely what is wrong
+                    if envelope is not None and envelope.type == "RECORD" and on_raw(envelope.stream, envelope.record):
+                        records += 1
+                        continue
                 try:
                     message = _decode(raw)
                 except msgspec.DecodeError as exc:
@@ -266,6 +289,8 @@ class TargetPostgres(HarborlinePluginMixin, Target):
         # On any failure while reading, abandon every open batch (rolled back, connections closed) before the error
         # propagates: an in-process caller would otherwise keep transactions, possibly mid-COPY, holding locks.
         self.message_reader.on_failure = self.abandon_sinks  # type: ignore[attr-defined]
+        self.message_reader.on_raw_record = self._process_raw_record  # type: ignore[attr-defined]
+        self._typed: dict[str, t.Callable[[msgspec.Raw, int], bool]] = {}
 
     # -- names and modes -----------------------------------------------------------------------------------------
 
@@ -309,7 +334,9 @@ class TargetPostgres(HarborlinePluginMixin, Target):
                     old.wait_committed()  # a failed batch must stop the run, not vanish
                     old.close()
         self._fast.pop(name, None)
+        self._typed.pop(name, None)
         super()._process_schema_message(message_dict)
+        self._route(name)  # build the record path now, so the stream's first record takes the fast one
 
     def _route(self, stream: str) -> t.Callable[[dict[str, t.Any], dict[str, t.Any]], bool]:
         """Build, once per stream (and SCHEMA), the function a record of that stream goes through."""
@@ -325,6 +352,8 @@ class TargetPostgres(HarborlinePluginMixin, Target):
         sink = self._sinks_active.get(stream)
         if direct and isinstance(sink, PostgresSink) and not sink.with_metadata:
             append = sink.append
+            if sink.typed:
+                self._typed[stream] = sink.append_raw
 
             def route_direct(record: dict[str, t.Any], _message: dict[str, t.Any]) -> bool:
                 return append(record, reader.line_number)  # type: ignore[attr-defined]
@@ -347,6 +376,20 @@ class TargetPostgres(HarborlinePluginMixin, Target):
 
         self._fast[stream] = route_mapped
         return route_mapped
+
+    def _process_raw_record(self, stream: str | None, raw: msgspec.Raw) -> bool:
+        """The fastest path: a RECORD of a stream whose records decode straight into typed structs."""
+        append = self._typed.get(stream)  # type: ignore[arg-type]
+        if append is None:
+            return False
+        if append(raw, self.message_reader.line_number):  # type: ignore[attr-defined]
+            self.drain_all()
+        self._records_since_age_check += 1
+        if self._records_since_age_check >= 1_000:
+            self._records_since_age_check = 0
+            self._reap_commits()
+            self._handle_max_record_age()
+        return True
 
     def _process_record_message(self, message_dict: dict[str, t.Any]) -> None:
         """The hot path: one dict lookup and one generated row function per record."""

@@ -1,0 +1,94 @@
+"""The typed (msgspec struct) record path and the dict path produce the same COPY rows, and the right one is chosen."""
+
+from __future__ import annotations
+
+import json
+
+import msgspec
+import pytest
+
+from harborline_singer_shared.rules import ColumnType, Kind, plan_table
+from target_postgres import connector
+from target_postgres.sinks import build_row_function, build_struct_loader
+
+SCHEMA = {
+    "properties": {
+        "id": {"type": "integer"},
+        "Name": {"type": ["string", "null"]},
+        "name": {"type": "string"},
+        "amount": {"type": "number"},
+        "flag": {"type": ["boolean", "null"]},
+        "at": {"type": "string", "format": "date-time"},
+        "addr": {
+            "type": ["object", "null"],
+            "properties": {
+                "city": {"type": "string"},
+                "geo": {"type": "object", "properties": {"lat": {"type": "number"}}},
+            },
+        },
+        "tags": {"type": "array", "items": {"type": "string"}},
+        "free": {"type": "object"},
+    }
+}
+RECORDS = [
+    (
+        '{"id": 1, "Name": "A\\tB\\\\C", "name": "x\\ny", "amount": 12345678901234567890.123456789012, "flag": true, '
+        '"at": "2024-01-01T10:00:00+02:00", "addr": {"city": "Paris", "geo": {"lat": 48.85}}, '
+        '"tags": ["a", "b\\u0000"], '
+        '"free": {"k": [1, 2.50]}}'
+    ),
+    '{"id": 2, "addr": null, "flag": false, "unknown": 5}',
+    '{"id": 3, "Name": null, "addr": {"city": "Oslo"}, "amount": 0.1, "tags": []}',
+]
+
+
+def _plan(schema: dict) -> list:
+    plan = plan_table(
+        "s", schema, ["id"], None, connector.RULES, system_columns={"__loaded_at": ColumnType(Kind.TIMESTAMP)}
+    )
+    return plan.source_columns
+
+
+def test_typed_and_dict_paths_give_identical_rows() -> None:
+    columns = _plan(SCHEMA)
+    loader = build_struct_loader(columns, [])
+    assert loader is not None
+    decode, typed_row = loader
+    dict_row = build_row_function(columns, validate=True)
+    exact = msgspec.json.Decoder(float_hook=__import__("decimal").Decimal).decode
+    for text in RECORDS:
+        typed = typed_row(decode(text.encode()))
+        generic = dict_row(exact(text))
+        # JSON columns may differ only in insignificant whitespace: compare them as JSON.
+        for a, b in zip(typed.rstrip("\n").split("\t"), generic.rstrip("\n").split("\t"), strict=True):
+            if a.startswith(("[", "{")):
+                assert json.loads(a.replace("\\\\", "\\")) == json.loads(b.replace("\\\\", "\\"))
+            else:
+                assert a == b
+
+
+@pytest.mark.parametrize(
+    "prop",
+    [
+        {"type": ["integer", "string"]},  # a union of scalars lands in a text column: dict path
+        {"anyOf": [{"type": "integer"}, {"type": "null"}]},
+    ],
+)
+def test_unions_of_scalars_take_the_dict_path(prop: dict) -> None:
+    columns = _plan({"properties": {"id": {"type": "integer"}, "v": prop}})
+    assert build_struct_loader(columns, []) is None
+
+
+def test_names_msgspec_cannot_map_take_the_dict_path() -> None:
+    columns = _plan({"properties": {"id": {"type": "integer"}, 'x"; DROP TABLE t; --': {"type": "string"}}})
+    assert build_struct_loader(columns, []) is None
+
+
+def test_typed_path_refuses_wrong_types_and_missing_required() -> None:
+    columns = _plan({"properties": {"id": {"type": "integer"}, "n": {"type": "string"}}})
+    decode, row = build_struct_loader(columns, ["n"])  # type: ignore[misc]
+    with pytest.raises(msgspec.ValidationError, match=r"\$\.id"):
+        decode(b'{"id": "1", "n": "x"}')
+    with pytest.raises(msgspec.ValidationError, match="n"):
+        decode(b'{"id": 1}')
+    assert row(decode(b'{"id": 1, "n": "x", "extra": [1]}')) == "1\tx\n"
