@@ -697,18 +697,26 @@ class PostgresSink(BatchSink):
         except msgspec.ValidationError as exc:
             raise RecordTypeError(self._describe_validation_error(line, exc)) from None
         except _MissingKey as exc:
-            msg = (
-                f"stream {self.stream_name!r}, input line {line}: record is missing key property {exc.name!r} "
-                f"(key_properties {list(self.key_properties)})"
-            )
-            raise MissingKeyPropertiesError(msg) from None
+            raise self._missing_key_error(exc.name, line) from None
+        return self._add_row(row, line)
+
+    def _add_row(self, row: str, line: int) -> bool:
+        """Queue one COPY row of the open batch; True when the batch is full (by rows or by bytes)."""
         self._chunks.append(row)
         self._chunk_chars += len(row)
         self._lines.append(line)
         self._batch_rows += 1
+        # Flush also when the unflushed text alone may reach the byte bound (a character is at least one byte), so
+        # the bound is checked on exact byte counts and a batch never runs far past it.
         if self._chunk_chars >= _FLUSH_CHARS or self._batch_bytes + self._chunk_chars >= self._max_bytes:
             self._flush()
         return self._batch_rows >= self._max_rows or self._batch_bytes >= self._max_bytes
+
+    def _missing_key_error(self, name: str, line: int) -> MissingKeyPropertiesError:
+        return MissingKeyPropertiesError(
+            f"stream {self.stream_name!r}, input line {line}: record is missing key property {name!r} "
+            f"(key_properties {list(self.key_properties)})"
+        )
 
     def _describe_validation_error(self, line: int, exc: msgspec.ValidationError) -> str:
         """Name the property and the types, in the schema's words; never the value."""
@@ -738,20 +746,8 @@ class PostgresSink(BatchSink):
         except _Mismatch as exc:
             raise RecordTypeError(self._describe_mismatch(record, line, exc)) from None
         except _MissingKey as exc:
-            msg = (
-                f"stream {self.stream_name!r}, input line {line}: record is missing key property {exc.name!r} "
-                f"(key_properties {list(self.key_properties)})"
-            )
-            raise MissingKeyPropertiesError(msg) from None
-        self._chunks.append(row)
-        self._chunk_chars += len(row)
-        self._lines.append(line)
-        self._batch_rows += 1
-        # Flush also when the unflushed text alone may reach the byte bound (a character is at least one byte), so
-        # the bound is checked on exact byte counts and a batch never runs far past it.
-        if self._chunk_chars >= _FLUSH_CHARS or self._batch_bytes + self._chunk_chars >= self._max_bytes:
-            self._flush()
-        return self._batch_rows >= self._max_rows or self._batch_bytes >= self._max_bytes
+            raise self._missing_key_error(exc.name, line) from None
+        return self._add_row(row, line)
 
     def _describe_mismatch(self, record: dict[str, Any], line: int, exc: _Mismatch) -> str:
         """Name the property that failed, never its value (values may be personal data)."""
