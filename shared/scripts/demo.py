@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import select
 import shutil
 import subprocess
 import sys
@@ -32,11 +31,11 @@ import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 
 import psycopg2
 
 from harborline_singer_shared.testing.postgres import PostgresServer, PostgresServerError
+from harborline_singer_shared.testing.processes import ServerStartError, start_url_server
 from tap_thoughtindustries.streams import PERSONAL_DATA_FIELDS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,59 +107,29 @@ def tail(path: Path, lines: int = 25) -> str:
     return "\n".join(f"    {line}" for line in text) or "    (empty)"
 
 
-def read_first_line(proc: subprocess.Popen[str], timeout: float, what: str, log_file: Path) -> str:
-    """Wait for a child's first stdout line (the fake API prints its URL), or fail clearly."""
-    assert proc.stdout is not None  # noqa: S101 - Popen(stdout=PIPE)
-    ready, _, _ = select.select([proc.stdout], [], [], timeout)
-    line = proc.stdout.readline().strip() if ready else ""
-    if not line:
-        proc.kill()
-        raise DemoError(f"{what} did not start within {timeout:.0f} s:\n{tail(log_file)}")
-    return line
-
-
 def start_fake_api(args: argparse.Namespace, workdir: Path, stack: contextlib.ExitStack) -> str:
     """Start the fake Thought Industries API as a child process; return its base URL."""
-    log_file = workdir / "fake_api.log"
-    stderr = stack.enter_context(log_file.open("w"))
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(FAKE_API),
-            "--port",
-            "0",
-            "--users",
-            str(args.users),
-            "--events",
-            str(args.events),
-            "--days",
-            str(args.days),
-            "--seed",
-            str(args.seed),
-            "--end",
-            DATA_END.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=stderr,
-        text=True,
-    )
-    stack.callback(stop_process, proc)
-    url = read_first_line(proc, STARTUP_TIMEOUT_S, "The fake Thought Industries API", log_file)
+    argv = [
+        str(FAKE_API),
+        "--port",
+        "0",
+        "--users",
+        str(args.users),
+        "--events",
+        str(args.events),
+        "--days",
+        str(args.days),
+        "--seed",
+        str(args.seed),
+        "--end",
+        DATA_END.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    ]
+    try:
+        url = start_url_server(argv, workdir / "fake_api.log", stack, timeout=STARTUP_TIMEOUT_S)
+    except ServerStartError as exc:
+        raise DemoError(str(exc)) from None
     log(f"fake Thought Industries API at {url} ({args.users:,} users, {args.events:,} events, {args.days:g} days)")
     return url
-
-
-def stop_process(proc: subprocess.Popen[Any]) -> None:
-    """Terminate a child process and wait for it (kill after 10 s)."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    if proc.stdout is not None:
-        proc.stdout.close()
 
 
 def write_configs(args: argparse.Namespace, workdir: Path, api_url: str, server: PostgresServer) -> tuple[Path, Path]:

@@ -30,7 +30,6 @@ import contextlib
 import importlib.util
 import json
 import os
-import select
 import shutil
 import subprocess
 import sys
@@ -45,6 +44,7 @@ from typing import Any
 import psycopg2
 
 from harborline_singer_shared.testing.postgres import PostgresServer, PostgresServerError
+from harborline_singer_shared.testing.processes import ServerStartError, start_url_server
 from tap_thoughtindustries.streams import CURSOR_STREAMS, EVENT_STREAMS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -133,30 +133,12 @@ def expected_zengrc(args: argparse.Namespace) -> Expected:
 
 def start_fake(argv: list[str], name: str, workdir: Path, stack: contextlib.ExitStack) -> str:
     """Start a fake API script as a child process and return the base URL it prints first."""
-    log_file = workdir / f"{name}.log"
-    stderr = stack.enter_context(log_file.open("w"))
-    proc = subprocess.Popen([sys.executable, *argv], stdout=subprocess.PIPE, stderr=stderr, text=True)
-    stack.callback(stop_process, proc)
-    assert proc.stdout is not None  # noqa: S101 - Popen(stdout=PIPE)
-    ready, _, _ = select.select([proc.stdout], [], [], STARTUP_TIMEOUT_S)
-    url = proc.stdout.readline().strip() if ready else ""
-    if not url:
-        raise E2EError(f"the {name} did not start:\n{tail(log_file)}")
+    try:
+        url = start_url_server(argv, workdir / f"{name}.log", stack, timeout=STARTUP_TIMEOUT_S)
+    except ServerStartError as exc:
+        raise E2EError(str(exc)) from None
     log(f"{name} at {url}")
     return url
-
-
-def stop_process(proc: subprocess.Popen[Any]) -> None:
-    """Terminate a child process and wait for it (kill after 10 s)."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    if proc.stdout is not None:
-        proc.stdout.close()
 
 
 def make_project(workdir: Path) -> Path:

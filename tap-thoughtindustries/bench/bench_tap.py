@@ -16,6 +16,7 @@ child). Pacing is effectively off (requests_per_minute very high), so both are C
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -25,6 +26,8 @@ import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+
+from harborline_singer_shared.testing.processes import start_url_server
 
 HERE = Path(__file__).resolve().parent
 FAKE_API = HERE.parent / "tests" / "fake_api.py"
@@ -141,31 +144,26 @@ def main() -> None:
         plain_loop(args.plain_loop, args.window_days)
         return
 
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            str(FAKE_API),
-            "--port",
-            "0",
-            "--users",
-            str(args.users),
-            "--events",
-            str(args.events),
-            "--days",
-            str(DAYS),
-            "--seed",
-            "1",
-            "--api-key",
-            API_KEY,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        url = server.stdout.readline().strip() if server.stdout is not None else ""
-        if not url.startswith("http"):
-            raise SystemExit(f"fake API did not start: {url!r}")
+    with tempfile.TemporaryDirectory() as logs, contextlib.ExitStack() as stack:
+        url = start_url_server(
+            [
+                str(FAKE_API),
+                "--port",
+                "0",
+                "--users",
+                str(args.users),
+                "--events",
+                str(args.events),
+                "--days",
+                str(DAYS),
+                "--seed",
+                "1",
+                "--api-key",
+                API_KEY,
+            ],
+            Path(logs) / "fake_api.log",
+            stack,
+        )
         with tempfile.TemporaryDirectory() as tmp:
             tmpdir = Path(tmp)
             config = tmpdir / "config.json"
@@ -204,9 +202,6 @@ def main() -> None:
                 records = int(match.group(1)) if match else 0
                 if plain_best is None or seconds < plain_best[0]:
                     plain_best = (seconds, rss, records)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
     if tap_best is None or plain_best is None:
         raise SystemExit("no runs")
