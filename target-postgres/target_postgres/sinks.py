@@ -17,7 +17,7 @@ import re
 import threading
 import time
 from array import array
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -358,34 +358,141 @@ def _struct_type(node: dict[str, Any], trail: list[str], access: dict[int, list[
     return msgspec.defstruct("Record", fields, rename=rename, forbid_unknown_fields=False)
 
 
-def _struct_row_source(columns: list[ColumnPlan], access: dict[int, list[str]]) -> str:
-    """Source of `row(struct) -> COPY text line`: values are type-checked already, so it only formats."""
-    lines = ["def row(r):"]
-    for i, col in enumerate(columns):
+def _struct_value_lines(columns: list[ColumnPlan], access: dict[int, list[str]], indent: str) -> list[str]:
+    """Code binding `v<i>` to each column's value of the decoded struct `r` (nested objects may be None)."""
+    lines = []
+    for i in range(len(columns)):
         first, *rest = access[i]
-        lines.append(f"    v = r.{first}")
-        lines.extend(f"    v = None if v is None else v.{attr}" for attr in rest)
-        if col.is_key:
-            lines.append(f"    if v is None: K({i})")
+        lines.append(f"{indent}v{i} = r.{first}")
+        lines.extend(f"{indent}v{i} = None if v{i} is None else v{i}.{attr}" for attr in rest)
+    return lines
+
+
+def _struct_field_lines(columns: list[ColumnPlan], indent: str, *, escape: bool) -> list[str]:
+    """Code formatting each `v<i>` as the COPY text field `f<i>` (values are type-checked by msgspec already).
+
+    With `escape` false the caller guarantees that no string holds a character COPY text must escape: the record's
+    JSON has no backslash, and JSON cannot carry a raw tab, newline, carriage return or NUL without one.
+    """
+    lines = []
+    for i, col in enumerate(columns):
         kind = col.type.kind
         if kind is Kind.JSON:
-            lines.append(f"    f{i} = N if v is None else J(v)")
+            expr = f"N if v{i} is None else J(v{i})"
         elif kind in {Kind.INTEGER, Kind.NUMBER}:
-            lines.append(f"    f{i} = N if v is None else str(v)")
+            expr = f"N if v{i} is None else str(v{i})"
         elif kind is Kind.BOOLEAN:
-            lines.append(f"    f{i} = N if v is None else ('t' if v else 'f')")
+            expr = f"N if v{i} is None else ('t' if v{i} else 'f')"
+        elif escape:
+            clean = f"v{i}.isprintable() and '\\\\' not in v{i}"
+            expr = f"N if v{i} is None else (v{i} if ({clean}) else v{i}.translate(E))"
         else:
-            lines.append(
-                f"    f{i} = N if v is None else (v if (v.isprintable() and '\\\\' not in v) else v.translate(E))"
-            )
-    names = ", ".join(f"f{i}" for i in range(len(columns)))
-    lines.append(f"    return '\\t'.join(({names},)) + '\\n'" if columns else "    return '\\n'")
+            expr = f"N if v{i} is None else v{i}"
+        lines.append(f"{indent}f{i} = {expr}")
+    return lines
+
+
+def _join_expr(columns: list[ColumnPlan], *, seq: bool) -> str:
+    names = [f"f{i}" for i in range(len(columns))] + (["str(line)"] if seq else [])
+    return "'\\t'.join((" + ", ".join(names) + ",)) + '\\n'" if names else "'\\n'"
+
+
+def _struct_row_source(columns: list[ColumnPlan], access: dict[int, list[str]]) -> str:
+    """Source of `row(struct) -> COPY text line`: values are type-checked already, so it only formats."""
+    lines = ["def row(r):", *_struct_value_lines(columns, access, "    ")]
+    lines.extend(f"    if v{i} is None: K({i})" for i, col in enumerate(columns) if col.is_key)
+    lines.extend(_struct_field_lines(columns, "    ", escape=True))
+    lines.append(f"    return {_join_expr(columns, seq=False)}")
     return "\n".join(lines) + "\n"
 
 
-def build_struct_loader(
-    columns: list[ColumnPlan], required: list[str]
-) -> tuple[Callable[[Any], Any], Callable[[Any], str]] | None:
+def _struct_run_source(columns: list[ColumnPlan], access: dict[int, list[str]], *, seq: bool) -> str:
+    """Source of `run(...)`: the tight loop that turns consecutive RECORD lines of one stream into COPY rows.
+
+    It decodes each line's whole message (envelope and record) in one msgspec call and stops at the first line it
+    cannot take as it is: another message or stream, a decoding or type error, a missing key. That line goes back to
+    the generic path, which handles it or reports it precisely. It also stops when the batch or the chunk is full.
+    """
+    lines = [
+        "def run(raw, it, line, room_rows, room_chars, lines_append, backslash):",
+        "    n = 0",
+        "    chars = 0",
+        "    while True:",
+        "        try:",
+        "            env = DECODE(raw)",
+        "        except ERRORS:",
+        "            return raw, line, n, chars",
+        "        if env.stream != NAME:",
+        "            return raw, line, n, chars",
+        "        r = env.record",
+        *_struct_value_lines(columns, access, "        "),
+    ]
+    keys = [f"v{i} is None" for i, col in enumerate(columns) if col.is_key]
+    if keys:
+        lines += [f"        if {' or '.join(keys)}:", "            return raw, line, n, chars"]
+    lines += [
+        "        if backslash in raw:",
+        *_struct_field_lines(columns, "            ", escape=True),
+        "        else:",
+        *_struct_field_lines(columns, "            ", escape=False),
+        f"        row = {_join_expr(columns, seq=seq)}",
+        "        APPEND(row)",
+        "        lines_append(line)",
+        "        chars += len(row)",
+        "        n += 1",
+        "        if n >= room_rows or chars >= room_chars:",
+        "            return None, line, n, chars",
+        "        raw = NEXT(it, None)",
+        "        if raw is None:",
+        "            return None, line, n, chars",
+        "        line += 1",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+class StructLoader:
+    """The typed record path of one stream: decoder and row function, plus the tight loop built on them."""
+
+    def __init__(self, columns: list[ColumnPlan], tree: dict[str, Any], required: list[str]) -> None:
+        access: dict[int, list[str]] = {}
+        self.record_type = _struct_type(tree, [], access, required)
+        self.decode: Callable[[Any], Any] = msgspec.json.Decoder(self.record_type).decode
+        self._columns = columns
+        self._access = access
+        keys = [".".join(c.source.path) if c.source else c.name for c in columns]
+
+        def missing_key(i: int) -> None:
+            raise _MissingKey(keys[i])
+
+        self._namespace: dict[str, Any] = {"E": _ESCAPES, "N": _NULL, "J": _raw_json_text, "K": missing_key}
+        self.row: Callable[[Any], str] = self._compile(_struct_row_source(columns, access), "row")
+
+    def _compile(self, source: str, name: str, **extra: Any) -> Any:
+        namespace = {**self._namespace, **extra}
+        exec(compile(source, f"<struct-{name}>", "exec"), namespace)  # noqa: S102 - code built only from generated names
+        return namespace[name]
+
+    def run_function(self, stream: str, append: Callable[[str], None], *, seq: bool) -> Callable[..., Any]:
+        """The tight loop for `stream`, appending rows with `append`; `seq` adds the input line as last field."""
+        envelope = msgspec.defstruct(
+            "RecordMessage",
+            [("stream", str), ("record", self.record_type)],
+            tag_field="type",
+            tag="RECORD",
+            forbid_unknown_fields=False,
+        )
+        return self._compile(  # type: ignore[no-any-return]
+            _struct_run_source(self._columns, self._access, seq=seq),
+            "run",
+            DECODE=msgspec.json.Decoder(envelope).decode,
+            ERRORS=(msgspec.DecodeError, msgspec.ValidationError),
+            NAME=stream,
+            APPEND=append,
+            NEXT=next,
+        )
+
+
+def build_struct_loader(columns: list[ColumnPlan], required: list[str]) -> StructLoader | None:
     """A typed decoder for the stream's records and a row function over the decoded structs.
 
     msgspec validates every value's JSON type while decoding (in C), so the row function only formats. Returns None
@@ -394,17 +501,7 @@ def build_struct_loader(
     tree = _field_tree(columns)
     if tree is None:
         return None
-    access: dict[int, list[str]] = {}
-    decoder = msgspec.json.Decoder(_struct_type(tree, [], access, required))
-    keys = [".".join(c.source.path) if c.source else c.name for c in columns]
-
-    def missing_key(i: int) -> None:
-        raise _MissingKey(keys[i])
-
-    namespace: dict[str, Any] = {"E": _ESCAPES, "N": _NULL, "J": _raw_json_text, "K": missing_key}
-    source = _struct_row_source(columns, access)
-    exec(compile(source, "<struct-row>", "exec"), namespace)  # noqa: S102 - code built only from generated names
-    return decoder.decode, namespace["row"]
+    return StructLoader(columns, tree, required)
 
 
 def _raw_json_text(raw: msgspec.Raw) -> str:
@@ -632,30 +729,34 @@ class PostgresSink(BatchSink):
         required = [r for r in (self.schema.get("required") or []) if isinstance(r, str)]
         loader = build_struct_loader(self.load_columns, required) if t.validate_records else None
         self.typed = loader is not None and self._pseudonymize is None and not self.with_metadata
-        if loader is not None:
-            self._decode_typed, self._row_typed = loader
         self._key_names = [c.source.path[0] for c in self.plan.columns if c.is_key and c.source]
         self._required = [
             r for r in (self.schema.get("required") or []) if isinstance(r, str) and r not in self._key_names
         ]
         self.mode = t.load_method_for(self)
+        # Staged loads carry each row's input line number as its sequence: the newest record of a key wins.
+        self._seq = self.mode != "append-only"
+        if loader is not None:
+            self._decode_typed, self._row_typed = loader.decode, loader.row
+            self.run = loader.run_function(self.stream_name, self._chunks.append, seq=self._seq)
         target = connector.qualified(self.schema_name, self.table_name)
         cols = ", ".join(quote(c.name) for c in self.load_columns)
         if self.mode == "append-only":
             self._copy_sql = f"COPY {target} ({cols}) FROM STDIN"
             return
+        cols += f", {quote(SEQ_COLUMN)}"
         if self.mode == "upsert":
             stage = quote("hl_stage")
             stage_sql: tuple[str, ...] = (
                 f"CREATE TEMP TABLE {stage} (LIKE {target} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
-                f"ALTER TABLE {stage} ADD COLUMN {quote(SEQ_COLUMN)} bigint GENERATED ALWAYS AS IDENTITY",
+                f"ALTER TABLE {stage} ADD COLUMN {quote(SEQ_COLUMN)} bigint",
             )
         else:  # overwrite: a real staging table, swapped in once at the end of the run
             stage = connector.qualified(self.schema_name, t.overwrite_stage_name(self.table_name))
             stage_sql = (
                 f"DROP TABLE IF EXISTS {stage}",
                 f"CREATE TABLE {stage} (LIKE {target} INCLUDING DEFAULTS)",
-                f"ALTER TABLE {stage} ADD COLUMN {quote(SEQ_COLUMN)} bigint GENERATED ALWAYS AS IDENTITY",
+                f"ALTER TABLE {stage} ADD COLUMN {quote(SEQ_COLUMN)} bigint",
             )
             if self.table_name in t.overwrite_started:
                 stage_sql = self._resync_stage_sql(stage)
@@ -702,15 +803,38 @@ class PostgresSink(BatchSink):
 
     def _add_row(self, row: str, line: int) -> bool:
         """Queue one COPY row of the open batch; True when the batch is full (by rows or by bytes)."""
+        if self._seq:
+            row = f"{row[:-1]}\t{line}\n"
         self._chunks.append(row)
-        self._chunk_chars += len(row)
         self._lines.append(line)
-        self._batch_rows += 1
+        return self.rows_added(1, len(row))
+
+    @property
+    def room(self) -> tuple[int, int]:
+        """(rows, characters) the open batch and chunk take before `rows_added` must run."""
+        chars = min(_FLUSH_CHARS - self._chunk_chars, self._max_bytes - self._batch_bytes - self._chunk_chars)
+        return self._max_rows - self._batch_rows, chars
+
+    def rows_added(self, rows: int, chars: int) -> bool:
+        """Account for rows queued in the chunk (by `_add_row` or the tight loop); True when the batch is full."""
+        self._batch_rows += rows
+        self._chunk_chars += chars
         # Flush also when the unflushed text alone may reach the byte bound (a character is at least one byte), so
         # the bound is checked on exact byte counts and a batch never runs far past it.
         if self._chunk_chars >= _FLUSH_CHARS or self._batch_bytes + self._chunk_chars >= self._max_bytes:
             self._flush()
         return self._batch_rows >= self._max_rows or self._batch_bytes >= self._max_bytes
+
+    def consume(self, raw: bytes, lines: Iterator[bytes], line: int) -> tuple[bytes | None, int, int, bool]:
+        """Take RECORD lines of this stream through the tight loop, starting with `raw` (input line `line`).
+
+        Returns the first line it did not take (None when it stopped because the chunk or batch filled up or the
+        input ended), the number of the last line it read, how many records it took, and whether the batch is full.
+        """
+        rows, chars = self.room
+        backslash = b"\\" if raw.__class__ is bytes else "\\"  # in-process callers may pass text lines
+        leftover, line, taken, taken_chars = self.run(raw, lines, line, rows, chars, self._lines.append, backslash)
+        return leftover, line, taken, taken > 0 and self.rows_added(taken, taken_chars)
 
     def _missing_key_error(self, name: str, line: int) -> MissingKeyPropertiesError:
         return MissingKeyPropertiesError(

@@ -53,7 +53,7 @@ def test_typed_and_dict_paths_give_identical_rows() -> None:
     columns = _plan(SCHEMA)
     loader = build_struct_loader(columns, [])
     assert loader is not None
-    decode, typed_row = loader
+    decode, typed_row = loader.decode, loader.row
     dict_row = build_row_function(columns, validate=True)
     exact = msgspec.json.Decoder(float_hook=__import__("decimal").Decimal).decode
     for text in RECORDS:
@@ -86,9 +86,65 @@ def test_names_msgspec_cannot_map_take_the_dict_path() -> None:
 
 def test_typed_path_refuses_wrong_types_and_missing_required() -> None:
     columns = _plan({"properties": {"id": {"type": "integer"}, "n": {"type": "string"}}})
-    decode, row = build_struct_loader(columns, ["n"])  # type: ignore[misc]
+    loader = build_struct_loader(columns, ["n"])
+    assert loader is not None
+    decode, row = loader.decode, loader.row
     with pytest.raises(msgspec.ValidationError, match=r"\$\.id"):
         decode(b'{"id": "1", "n": "x"}')
     with pytest.raises(msgspec.ValidationError, match="n"):
         decode(b'{"id": 1}')
     assert row(decode(b'{"id": 1, "n": "x", "extra": [1]}')) == "1\tx\n"
+
+
+def _message(record: str, stream: str = "s") -> bytes:
+    return f'{{"type": "RECORD", "stream": "{stream}", "record": {record}, "time_extracted": "2024-01-01"}}\n'.encode()
+
+
+@pytest.mark.parametrize("seq", [False, True])
+def test_tight_loop_rows_equal_the_row_function(seq: bool) -> None:
+    """The loop's two branches (with and without escaping) give exactly the rows the checked row function gives."""
+    loader = build_struct_loader(_plan(SCHEMA), [])
+    assert loader is not None
+    rows: list[str] = []
+    run = loader.run_function("s", rows.append, seq=seq)
+    lines = [_message(r) for r in RECORDS]
+    got: list[int] = []
+    leftover, last, taken, chars = run(lines[0], iter(lines[1:]), 10, 1000, 1 << 20, got.append, b"\\")
+    assert (leftover, last, taken, got) == (None, 12, 3, [10, 11, 12])
+    expected = [loader.row(loader.decode(r.encode())) for r in RECORDS]
+    if seq:
+        expected = [f"{e[:-1]}\t{n}\n" for e, n in zip(expected, got, strict=True)]
+    assert rows == expected
+    assert chars == sum(map(len, expected))
+
+
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        (b'{"type": "STATE", "value": {}}\n', "another message type"),
+        (_message('{"id": 1}', stream="other"), "another stream"),
+        (_message('{"id": "1"}'), "a type error, reported precisely by the generic path"),
+        (_message('{"name": "no key"}'), "a missing key"),
+        (_message('{"id": null}'), "a null key"),
+        (b'{"type": "RECORD", "stream": "s", "record": {"id": 1}\n', "malformed JSON"),
+        (b"\n", "a blank line"),
+    ],
+)
+def test_tight_loop_hands_back_the_first_line_it_cannot_take(line: bytes, why: str) -> None:
+    loader = build_struct_loader(_plan(SCHEMA), [])
+    assert loader is not None
+    rows: list[str] = []
+    run = loader.run_function("s", rows.append, seq=False)
+    first = _message('{"id": 7}')
+    leftover, last, taken, _chars = run(first, iter([line, _message('{"id": 8}')]), 1, 1000, 1 << 20, [].append, b"\\")
+    assert (leftover, last, taken, len(rows)) == (line, 2, 1, 1), why
+
+
+def test_tight_loop_stops_when_the_batch_or_chunk_is_full() -> None:
+    loader = build_struct_loader(_plan(SCHEMA), [])
+    assert loader is not None
+    run = loader.run_function("s", [].append, seq=False)
+    lines = [_message(f'{{"id": {i}}}') for i in range(10)]
+    assert run(lines[0], iter(lines[1:]), 1, 3, 1 << 20, [].append, b"\\")[1:3] == (3, 3)  # by rows
+    assert run(lines[0], iter(lines[1:]), 1, 100, 1, [].append, b"\\")[1:3] == (1, 1)  # by characters
+    assert run(lines[0], iter(lines[1:4]), 1, 100, 1 << 20, [].append, b"\\")[:3] == (None, 4, 4)  # input ended
