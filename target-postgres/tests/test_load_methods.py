@@ -64,6 +64,30 @@ def test_composite_key(db):
     assert db.rows("ck", "a, b, v", order="1, 2") == [("x", 1, 4), ("x", 2, 2), ("y", 1, 3)]
 
 
+def test_composite_key_across_batches_and_runs(db):
+    """Keys the table already has are updated across batches and runs (quotes and backslashes in a text key)."""
+    schema = schema_msg(
+        "ck2", {"a": {"type": "string"}, "b": {"type": "integer"}, "v": {"type": "integer"}}, ["a", "b"]
+    )
+    names = ["plain", 'quo"te', "back\\slash", "comma,{brace}", "", "NULL"]
+    db.run([schema] + [record_msg("ck2", {"a": a, "b": b, "v": 0}) for a in names for b in (1, 2)], batch_size_rows=5)
+    second = [record_msg("ck2", {"a": a, "b": 2, "v": 7}) for a in names] + [
+        record_msg("ck2", {"a": "new", "b": 1, "v": 9})
+    ]
+    db.run([schema, *second], batch_size_rows=4)
+    expected = sorted([(a, 1, 0) for a in names] + [(a, 2, 7) for a in names] + [("new", 1, 9)])
+    assert sorted(db.rows("ck2", "a, b, v")) == expected
+
+
+def test_keys_equal_only_in_postgresql_still_upsert(db):
+    """NUL in a text key is stored as U+FFFD, so two keys distinct in the input meet in one row: the newest wins."""
+    schema = schema_msg("nk", {"id": {"type": "string"}, "v": {"type": "integer"}}, ["id"])
+    db.run([schema, record_msg("nk", {"id": "a\u0000", "v": 1}), record_msg("nk", {"id": "a\ufffd", "v": 2})])
+    assert db.rows("nk", "id, v") == [("a\ufffd", 2)]
+    db.run([schema, record_msg("nk", {"id": "a\ufffd", "v": 3}), record_msg("nk", {"id": "a\u0000", "v": 4})])
+    assert db.rows("nk", "id, v") == [("a\ufffd", 4)]
+
+
 def test_changed_key_properties_replace_the_primary_key(db):
     props = {"id": {"type": "integer"}, "email": {"type": "string"}}
     db.run([schema_msg("pk", props, ["id"]), record_msg("pk", {"id": 1, "email": "a@x"})])
