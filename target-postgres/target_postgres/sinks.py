@@ -76,10 +76,11 @@ def _json_text(value: Any) -> str:
 
 
 class _Mismatch(Exception):  # noqa: N818 - internal signal, turned into RecordTypeError with context
-    def __init__(self, expected: str, value: Any) -> None:
+    def __init__(self, expected: str, value: Any, column: int | None = None) -> None:
         super().__init__(expected)
         self.expected = expected
         self.got = type(value).__name__
+        self.column = column
 
 
 def _converter(column_type: ColumnType, *, validate: bool) -> Callable[[Any], str]:  # noqa: C901
@@ -297,8 +298,24 @@ _SIMPLE_TYPES: dict[str, Any] = {
 _RAW_NULL = msgspec.Raw(b"null")
 _UNNAMEABLE = re.compile(r'[\\"\x00-\x1f]')
 _MSGSPEC_ERROR = re.compile(r"Expected `[^`]*`, got `(?P<got>[^`]*)`(?: - at `\$(?P<path>[^`]*)`)?")
-_JSON_NAMES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean", "array": "array"}
+_JSON_NAMES = {
+    "str": "string",
+    "int": "integer",
+    "float": "number",
+    "bool": "boolean",
+    "array": "array",
+    "dict": "object",
+    "list": "array",
+}
 _decode_exact = msgspec.json.Decoder(float_hook=decimal.Decimal).decode
+
+
+class _RawNumber:
+    """Leaf marker: a JSON number kept as its text (msgspec.Raw), which is exact numeric input for PostgreSQL.
+
+    Cheaper than a Decimal round trip; the row code checks that the text is a number (a JSON value is a number
+    exactly when it starts with '-' or a digit).
+    """
 
 
 def _leaf_type(col: ColumnPlan) -> Any | None:
@@ -312,6 +329,8 @@ def _leaf_type(col: ColumnPlan) -> Any | None:
     json_type = next(iter(types))
     if json_type == "string" and col.type.kind is Kind.NUMBER:
         return str  # singer.decimal strings: PostgreSQL parses them
+    if json_type == "number" and col.type.kind is Kind.NUMBER:
+        return _RawNumber
     return _SIMPLE_TYPES.get(json_type)
 
 
@@ -350,6 +369,8 @@ def _struct_type(node: dict[str, Any], trail: list[str], access: dict[int, list[
         access[i] = [*trail, attr]
         if leaf is msgspec.Raw:
             fields.append((attr, msgspec.Raw, _RAW_NULL))
+        elif leaf is _RawNumber:
+            fields.append((attr, msgspec.Raw) if name in required else (attr, msgspec.Raw, _RAW_NULL))
         elif name in required:
             fields.append((attr, leaf | None))
         else:
@@ -368,16 +389,19 @@ def _struct_value_lines(columns: list[ColumnPlan], access: dict[int, list[str]],
     return lines
 
 
-def _struct_field_lines(columns: list[ColumnPlan], indent: str, *, escape: bool) -> list[str]:
+def _struct_field_lines(columns: list[ColumnPlan], numbers: set[int], indent: str, *, escape: bool) -> list[str]:
     """Code formatting each `v<i>` as the COPY text field `f<i>` (values are type-checked by msgspec already).
 
+    Columns in `numbers` hold raw JSON text, checked here to be a number (`X` raises `_Mismatch` otherwise).
     With `escape` false the caller guarantees that no string holds a character COPY text must escape: the record's
     JSON has no backslash, and JSON cannot carry a raw tab, newline, carriage return or NUL without one.
     """
     lines = []
     for i, col in enumerate(columns):
         kind = col.type.kind
-        if kind is Kind.JSON:
+        if i in numbers:
+            expr = f"N if v{i} is None else (t if (t := str(v{i}, 'latin-1'))[0] in DIGITS else X(t, {i}))"
+        elif kind is Kind.JSON:
             expr = f"N if v{i} is None else J(v{i})"
         elif kind in {Kind.INTEGER, Kind.NUMBER}:
             expr = f"N if v{i} is None else str(v{i})"
@@ -397,16 +421,16 @@ def _join_expr(columns: list[ColumnPlan], *, seq: bool) -> str:
     return "'\\t'.join((" + ", ".join(names) + ",)) + '\\n'" if names else "'\\n'"
 
 
-def _struct_row_source(columns: list[ColumnPlan], access: dict[int, list[str]]) -> str:
+def _struct_row_source(columns: list[ColumnPlan], access: dict[int, list[str]], numbers: set[int]) -> str:
     """Source of `row(struct) -> COPY text line`: values are type-checked already, so it only formats."""
     lines = ["def row(r):", *_struct_value_lines(columns, access, "    ")]
     lines.extend(f"    if v{i} is None: K({i})" for i, col in enumerate(columns) if col.is_key)
-    lines.extend(_struct_field_lines(columns, "    ", escape=True))
+    lines.extend(_struct_field_lines(columns, numbers, "    ", escape=True))
     lines.append(f"    return {_join_expr(columns, seq=False)}")
     return "\n".join(lines) + "\n"
 
 
-def _struct_run_source(columns: list[ColumnPlan], access: dict[int, list[str]], *, seq: bool) -> str:
+def _struct_run_source(columns: list[ColumnPlan], access: dict[int, list[str]], numbers: set[int], *, seq: bool) -> str:
     """Source of `run(...)`: the tight loop that turns consecutive RECORD lines of one stream into COPY rows.
 
     It decodes each line's whole message (envelope and record) in one msgspec call and stops at the first line it
@@ -431,10 +455,13 @@ def _struct_run_source(columns: list[ColumnPlan], access: dict[int, list[str]], 
     if keys:
         lines += [f"        if {' or '.join(keys)}:", "            return raw, line, n, chars"]
     lines += [
-        "        if backslash in raw:",
-        *_struct_field_lines(columns, "            ", escape=True),
-        "        else:",
-        *_struct_field_lines(columns, "            ", escape=False),
+        "        try:",
+        "            if backslash in raw:",
+        *_struct_field_lines(columns, numbers, "                ", escape=True),
+        "            else:",
+        *_struct_field_lines(columns, numbers, "                ", escape=False),
+        "        except MISMATCH:",
+        "            return raw, line, n, chars",
         f"        row = {_join_expr(columns, seq=seq)}",
         "        APPEND(row)",
         "        lines_append(line)",
@@ -459,13 +486,21 @@ class StructLoader:
         self.decode: Callable[[Any], Any] = msgspec.json.Decoder(self.record_type).decode
         self._columns = columns
         self._access = access
+        self._numbers = _raw_number_columns(tree)
         keys = [".".join(c.source.path) if c.source else c.name for c in columns]
 
         def missing_key(i: int) -> None:
             raise _MissingKey(keys[i])
 
-        self._namespace: dict[str, Any] = {"E": _ESCAPES, "N": _NULL, "J": _raw_json_text, "K": missing_key}
-        self.row: Callable[[Any], str] = self._compile(_struct_row_source(columns, access), "row")
+        self._namespace: dict[str, Any] = {
+            "E": _ESCAPES,
+            "N": _NULL,
+            "J": _raw_json_text,
+            "K": missing_key,
+            "X": _not_a_number,
+            "DIGITS": "-0123456789",
+        }
+        self.row: Callable[[Any], str] = self._compile(_struct_row_source(columns, access, self._numbers), "row")
 
     def _compile(self, source: str, name: str, **extra: Any) -> Any:
         namespace = {**self._namespace, **extra}
@@ -482,14 +517,37 @@ class StructLoader:
             forbid_unknown_fields=False,
         )
         return self._compile(  # type: ignore[no-any-return]
-            _struct_run_source(self._columns, self._access, seq=seq),
+            _struct_run_source(self._columns, self._access, self._numbers, seq=seq),
             "run",
             DECODE=msgspec.json.Decoder(envelope).decode,
             ERRORS=(msgspec.DecodeError, msgspec.ValidationError),
+            MISMATCH=_Mismatch,
             NAME=stream,
             APPEND=append,
             NEXT=next,
         )
+
+
+def _raw_number_columns(tree: dict[str, Any]) -> set[int]:
+    """Indexes of the columns whose values arrive as raw JSON number text (see `_RawNumber`)."""
+    found: set[int] = set()
+    for value in tree.values():
+        if isinstance(value, dict):
+            found |= _raw_number_columns(value)
+        elif value[1] is _RawNumber:
+            found.add(value[0])
+    return found
+
+
+#: What a JSON value is, by its first character (for type errors on raw number text).
+_JSON_KIND_OF = {'"': "", "t": True, "f": False, "{": {}, "[": []}
+
+
+def _not_a_number(text: str, column: int) -> str:
+    """Raw text in a number column that does not start like a number: null, or a type error for that column."""
+    if text == "null":
+        return _NULL
+    raise _Mismatch("number", _JSON_KIND_OF.get(text[:1]), column)
 
 
 def build_struct_loader(columns: list[ColumnPlan], required: list[str]) -> StructLoader | None:
@@ -797,6 +855,9 @@ class PostgresSink(BatchSink):
             row = self._row_typed(self._decode_typed(raw))
         except msgspec.ValidationError as exc:
             raise RecordTypeError(self._describe_validation_error(line, exc)) from None
+        except _Mismatch as exc:
+            col = self.load_columns[exc.column or 0]
+            raise RecordTypeError(self._type_error(line, col, _JSON_NAMES.get(exc.got, exc.got))) from None
         except _MissingKey as exc:
             raise self._missing_key_error(exc.name, line) from None
         return self._add_row(row, line)
@@ -853,8 +914,15 @@ class PostgresSink(BatchSink):
         if not path:
             return f"{where}: the record is {_JSON_NAMES.get(got, got)}, not an object"
         col = by_path.get(path)
-        expected = str(col.type) if col else "object"
-        return f"{where}: property {'.'.join(path)!r} is {_JSON_NAMES.get(got, got)}, but the schema says {expected}"
+        if col is None:
+            return f"{where}: property {'.'.join(path)!r} is {_JSON_NAMES.get(got, got)}, but the schema says object"
+        return self._type_error(line, col, _JSON_NAMES.get(got, got))
+
+    def _type_error(self, line: int, col: ColumnPlan, got: str) -> str:
+        """Name the property and the types, in the schema's words; never the value (it may be personal data)."""
+        prop = ".".join(col.source.path) if col.source else col.name
+        where = f"stream {self.stream_name!r}, input line {line}"
+        return f"{where}: property {prop!r} is {got}, but the schema says {col.type}"
 
     def append(self, record: dict[str, Any], line: int) -> bool:
         """Add one record to the open batch; True when the batch is full (called per RECORD: keep it lean)."""

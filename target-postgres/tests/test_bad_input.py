@@ -10,6 +10,7 @@ import hashlib
 import json
 import re
 
+import pytest
 from tp_helpers import lines_of, record_msg, schema_msg, state_msg
 
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ \| (DEBUG|INFO|WARNING|ERROR|CRITICAL) +\| ")
@@ -80,6 +81,20 @@ def test_record_violating_its_schema(db):
     assert "ten" not in error  # the value is never logged (it may be personal data)
     # The first batch (3..7) was committed before the bad record; 8 was pending and rolled back.
     assert db.rows("s", "id, v") == before + [(i, "x") for i in range(3, 8)]
+
+
+@pytest.mark.parametrize(
+    ("value", "got"),
+    [('"12.5"', "string"), ("true", "boolean"), ('{"a": 1}', "object"), ("[1]", "array")],
+)
+def test_number_property_holding_another_json_kind(db, value, got):
+    """Numbers travel as their JSON text (exact, no Decimal round trip): anything else is refused by name."""
+    schema = schema_msg("n", {"id": {"type": "integer"}, "amt": {"type": ["number", "null"]}}, ["id"])
+    good = [record_msg("n", {"id": 1, "amt": 1.5}), record_msg("n", {"id": 2, "amt": None})]
+    bad = '{"type": "RECORD", "stream": "n", "record": {"id": 3, "amt": %s}}' % value  # noqa: UP031
+    result = db.cli([schema, *good, bad])
+    error = assert_clean_failure(result, stream="n", line=4, also=("'amt'", f"is {got}", "schema says number"))
+    assert value not in error
 
 
 def test_record_missing_a_key_property(db):

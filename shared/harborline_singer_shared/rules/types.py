@@ -52,10 +52,10 @@ class IncompatibleSchemaChangeError(ValueError):
     def __init__(self, stream: str, column: str, old: ColumnType, new: ColumnType) -> None:
         self.stream, self.column, self.old, self.new = stream, column, old, new
         narrowing = _can_widen(new, old)
-        what = "narrowing" if narrowing else "incompatible"
+        what = "a narrowing" if narrowing else "an incompatible"
         super().__init__(
             f"stream {stream!r}: column {column!r} is {old} and the new SCHEMA asks for {new}: "
-            f"an {what} type change, refused; nothing was changed. Widen the source type instead "
+            f"{what} type change, refused; nothing was changed. Widen the source type instead "
             f"(allowed: integer->number->string, boolean->string, date->timestamp->string, "
             f"time->string, longer strings)."
         )
