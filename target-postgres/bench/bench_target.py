@@ -98,6 +98,19 @@ def prefix(src: Path, dst: Path, rows: int) -> None:
             out.write(line)
 
 
+def settle(conn_kwargs: dict) -> None:
+    """Start every measured load from the same state: nothing left to write from the previous load or the generator.
+
+    Without it a load pays for the checkpoint its predecessor's writes trigger and for the kernel flushing the
+    just-generated input files (hundreds of MB) while it runs.
+    """
+    os.sync()
+    with psycopg2.connect(**conn_kwargs) as conn:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("CHECKPOINT")
+
+
 def run_measured(argv: list[str], stdin_path: Path, env: dict[str, str] | None = None) -> tuple[float, float, int]:
     """(seconds, peak RSS MB, exit code) of one process fed from a file."""
     with stdin_path.open("rb") as fin:
@@ -128,6 +141,7 @@ def raw_copy(conn_kwargs: dict, csv_path: Path, rows: int) -> float:
     with psycopg2.connect(**conn_kwargs) as conn, conn.cursor() as cur:
         cur.execute("DROP SCHEMA IF EXISTS raw CASCADE; CREATE SCHEMA raw")
         cur.execute(ddl)
+    settle(conn_kwargs)
     psql = shutil.which("psql")
     started = time.perf_counter()
     if psql:
@@ -178,6 +192,7 @@ def main() -> int:
 
         def ours(label: str, stream: Path, rows: int, expect: int, schema: str, load_method: str) -> None:  # noqa: PLR0917
             cfg = config(schema, load_method=load_method)
+            settle(kw)
             secs, rss, rc = run_measured([args.target, "--config", str(cfg)], stream)
             ok = rc == 0 and count(kw, schema) == expect
             results.append((label + ("" if ok else " (FAILED)"), rows, secs, rss))
@@ -214,6 +229,7 @@ def main() -> int:
             for label, exe, extra in peers:
                 pschema = f"{label.split()[0]}_{kind}_{len(results)}"
                 cfg = config(pschema, **extra)
+                settle(kw)
                 secs, rss, rc = run_measured([exe, "--config", str(cfg)], peer_stream)
                 try:
                     ok = rc == 0 and count(kw, pschema) == peer_expect
