@@ -43,6 +43,10 @@ if TYPE_CHECKING:
     from target_postgres.target import TargetPostgres
 
 SEQ_COLUMN = "__harborline_seq"
+#: Below every integer key: the key watermark of an empty table.
+_BELOW_ALL = float("-inf")
+#: Above every integer key: a watermark that sends every row the staging way (after a concurrent writer was seen).
+_ABOVE_ALL = float("inf")
 _NULL = "\\N"
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\x00": "\ufffd"})
 _json_encode = msgspec.json.Encoder(decimal_format="number").encode
@@ -430,30 +434,36 @@ def _struct_row_source(columns: list[ColumnPlan], access: dict[int, list[str]], 
     return "\n".join(lines) + "\n"
 
 
-def _struct_run_source(columns: list[ColumnPlan], access: dict[int, list[str]], numbers: set[int], *, seq: bool) -> str:
+def _struct_run_source(
+    columns: list[ColumnPlan], access: dict[int, list[str]], numbers: set[int], *, seq: bool, watermark: int | None
+) -> str:
     """Source of `run(...)`: the tight loop that turns consecutive RECORD lines of one stream into COPY rows.
 
     It decodes each line's whole message (envelope and record) in one msgspec call and stops at the first line it
     cannot take as it is: another message or stream, a decoding or type error, a missing key. That line goes back to
     the generic path, which handles it or reports it precisely. It also stops when the batch or the chunk is full.
+    With `watermark` (the index of an integer key column), a record whose key is above `hi` (every key the table
+    can hold so far) is new: its row goes to `append`, straight into the table; any other goes, with its input line
+    as sequence, to `append_old`, for the staging table and the merge.
     """
+    done = "            return raw, line, n, chars, hi"
     lines = [
-        "def run(raw, it, line, room_rows, room_chars, lines_append, backslash):",
+        "def run(raw, it, line, room_rows, room_chars, append, lines_append, backslash, hi, append_old, old_lines):",
         "    n = 0",
         "    chars = 0",
         "    while True:",
         "        try:",
         "            env = DECODE(raw)",
         "        except ERRORS:",
-        "            return raw, line, n, chars",
+        done,
         "        if env.stream != NAME:",
-        "            return raw, line, n, chars",
+        done,
         "        r = env.record",
         *_struct_value_lines(columns, access, "        "),
     ]
     keys = [f"v{i} is None" for i, col in enumerate(columns) if col.is_key]
     if keys:
-        lines += [f"        if {' or '.join(keys)}:", "            return raw, line, n, chars"]
+        lines += [f"        if {' or '.join(keys)}:", done]
     lines += [
         "        try:",
         "            if backslash in raw:",
@@ -461,17 +471,30 @@ def _struct_run_source(columns: list[ColumnPlan], access: dict[int, list[str]], 
         "            else:",
         *_struct_field_lines(columns, numbers, "                ", escape=False),
         "        except MISMATCH:",
-        "            return raw, line, n, chars",
+        done,
         f"        row = {_join_expr(columns, seq=seq)}",
-        "        APPEND(row)",
-        "        lines_append(line)",
+    ]
+    if watermark is None:
+        lines += ["        append(row)", "        lines_append(line)"]
+    else:
+        lines += [
+            f"        if v{watermark} > hi:",
+            f"            hi = v{watermark}",
+            "            append(row)",
+            "            lines_append(line)",
+            "        else:",
+            "            row = f'{row[:-1]}\\t{line}\\n'",
+            "            append_old(row)",
+            "            old_lines(line)",
+        ]
+    lines += [
         "        chars += len(row)",
         "        n += 1",
         "        if n >= room_rows or chars >= room_chars:",
-        "            return None, line, n, chars",
+        "            return None, line, n, chars, hi",
         "        raw = NEXT(it, None)",
         "        if raw is None:",
-        "            return None, line, n, chars",
+        "            return None, line, n, chars, hi",
         "        line += 1",
     ]
     return "\n".join(lines) + "\n"
@@ -507,8 +530,15 @@ class StructLoader:
         exec(compile(source, f"<struct-{name}>", "exec"), namespace)  # noqa: S102 - code built only from generated names
         return namespace[name]
 
-    def run_function(self, stream: str, append: Callable[[str], None], *, seq: bool) -> Callable[..., Any]:
-        """The tight loop for `stream`, appending rows with `append`; `seq` adds the input line as last field."""
+    def value_of(self, column: int) -> Callable[[Any], Any]:
+        """`struct -> value of one column` (None when it or an enclosing object is absent)."""
+        first, *rest = self._access[column]
+        lines = ["def value_of(r):", f"    v = r.{first}"]
+        lines += [f"    v = None if v is None else v.{attr}" for attr in rest]
+        return self._compile("\n".join([*lines, "    return v"]) + "\n", "value_of")  # type: ignore[no-any-return]
+
+    def run_function(self, stream: str, *, seq: bool, watermark: int | None = None) -> Callable[..., Any]:
+        """The tight loop for `stream` (see `_struct_run_source`); `seq` adds the input line as last field."""
         envelope = msgspec.defstruct(
             "RecordMessage",
             [("stream", str), ("record", self.record_type)],
@@ -517,13 +547,12 @@ class StructLoader:
             forbid_unknown_fields=False,
         )
         return self._compile(  # type: ignore[no-any-return]
-            _struct_run_source(self._columns, self._access, self._numbers, seq=seq),
+            _struct_run_source(self._columns, self._access, self._numbers, seq=seq, watermark=watermark),
             "run",
             DECODE=msgspec.json.Decoder(envelope).decode,
             ERRORS=(msgspec.DecodeError, msgspec.ValidationError),
             MISMATCH=_Mismatch,
             NAME=stream,
-            APPEND=append,
             NEXT=next,
         )
 
@@ -627,28 +656,53 @@ class CopyStream:
             raise self.error
 
 
+#: What a watermark batch keeps beside its COPY stream: rows of keys that may exist (with sequence), their input
+#: lines, and the COPY data already streamed into the table (to redo the batch the staging way if needed).
+_Held = tuple[list[str], "array[int]", list[bytes]]
+
+
 class _Commit(threading.Thread):
     """One handed-off batch: finish its COPY, merge, commit, on its own connection."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - the batch's parts, handed over as they are
         self,
         sink: PostgresSink,
         conn: psycopg2.extensions.connection,
         copy: CopyStream | None,
         rows: int,
         lines: array[int],
+        held: _Held | None,
     ) -> None:
         super().__init__(name=f"commit-{sink.stream_name}", daemon=True)
         self.error: BaseException | None = None
-        self._args = (sink, conn, copy, rows, lines)
+        self._args = (sink, conn, copy, rows, lines, held)
         self.start()
 
     def run(self) -> None:
-        sink, conn, copy, rows, lines = self._args
+        sink, conn, copy, rows, lines, held = self._args
         try:
-            sink._commit_batch(conn, copy, rows, lines)  # noqa: SLF001 - the sink's own worker
+            sink._commit_batch(conn, copy, rows, lines, held)  # noqa: SLF001 - the sink's own worker
         except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread by wait_committed()
             self.error = exc
+
+
+class _ChunkReader:
+    """A file-like object over an iterator of COPY data chunks, for psycopg2's copy_expert."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+
+    def read(self, size: int = -1) -> bytes:  # noqa: ARG002 - chunks are pre-sized
+        return next(self._chunks, b"")
+
+    readline = read
+
+
+def _chunked(rows: list[str]) -> Iterator[bytes]:
+    """COPY text rows, encoded in chunks of about `_FLUSH_CHARS` (never one copy of the whole list)."""
+    step = 2048
+    for start in range(0, len(rows), step):
+        yield "".join(rows[start : start + step]).encode("utf-8")
 
 
 _COPY_CONTEXT = re.compile(r"COPY [^,]+, line (\d+)(?:, column ([^:]+))?")
@@ -680,6 +734,14 @@ class PostgresSink(BatchSink):
         self._batch_rows = 0
         self._batch_bytes = 0
         self._lines = array("q")
+        self._watermark: int | None = None
+        self._watermark_lost = False
+        self._hi: Any = _BELOW_ALL
+        self._old_rows: list[str] = []
+        self._old_lines = array("q")
+        self._sent: list[bytes] = []
+        self._keyof: Callable[[Any], Any] | None = None
+        self._key_getter: Callable[[Any], Any] | None = None
         self._overwrite_pending = False
         self._session_sql: tuple[str, ...] = ()
         self._spare: psycopg2.extensions.connection | None = None
@@ -792,16 +854,29 @@ class PostgresSink(BatchSink):
             r for r in (self.schema.get("required") or []) if isinstance(r, str) and r not in self._key_names
         ]
         self.mode = t.load_method_for(self)
-        # Staged loads carry each row's input line number as its sequence: the newest record of a key wins.
-        self._seq = self.mode != "append-only"
+        self._watermark = self._watermark_column(loader)
+        # Staged rows carry their input line number as sequence: the newest record of a key wins.
+        self._seq = self.mode != "append-only" and self._watermark is None
         if loader is not None:
             self._decode_typed, self._row_typed = loader.decode, loader.row
-            self.run = loader.run_function(self.stream_name, self._chunks.append, seq=self._seq)
+            self.run = loader.run_function(self.stream_name, seq=self._seq, watermark=self._watermark)
+            self._keyof = loader.value_of(self._watermark) if self._watermark is not None else None
+        watermark_source = self.load_columns[self._watermark].source if self._watermark is not None else None
+        self._key_getter = make_getter(watermark_source.path) if watermark_source is not None else None
         target = connector.qualified(self.schema_name, self.table_name)
         cols = ", ".join(quote(c.name) for c in self.load_columns)
+        # What the open batch streams into while it is read: the table itself, or (merging loads) the staging table.
+        self._table_copy_sql = f"COPY {target} ({cols}) FROM STDIN"
+        self._stream_sql = self._table_copy_sql
         if self.mode == "append-only":
-            self._copy_sql = f"COPY {target} ({cols}) FROM STDIN"
             return
+        if self._watermark is not None:
+            with self.conn.cursor() as cur:  # type: ignore[union-attr]
+                key = quote(self.load_columns[self._watermark].name)
+                cur.execute(f"SELECT max({key}) FROM {target}")
+                top = cur.fetchone()[0]
+            self._hi = _BELOW_ALL if top is None else top
+        plain_cols = cols
         cols += f", {quote(SEQ_COLUMN)}"
         if self.mode == "upsert":
             stage = quote("hl_stage")
@@ -824,9 +899,32 @@ class PostgresSink(BatchSink):
                 cur.execute(stmt)
         self.conn.commit()  # type: ignore[union-attr]
         self._stage = stage
+        self._stage_copy_unsequenced = f"COPY {stage} ({plain_cols}) FROM STDIN"
         self._copy_sql = f"COPY {stage} ({cols}) FROM STDIN"
+        if self._watermark is None:
+            self._stream_sql = self._copy_sql
         if self.mode == "upsert":
             self._session_sql = stage_sql  # every load connection needs its own temporary staging table
+
+    def _watermark_column(self, loader: StructLoader | None) -> int | None:
+        """The key column that makes new keys recognisable without asking the server, if the stream has one.
+
+        Upserts keyed by one integer column: a key above every key the table held when the run started and every
+        key this run sent cannot exist in the table, so its row is COPY'd straight in (the cost of an append);
+        only the other rows take the staging table and `INSERT ... ON CONFLICT`. Sources that number new rows
+        upwards (most of them) load their new rows at append speed.
+        """
+        keys = [i for i, c in enumerate(self.load_columns) if c.is_key]
+        if loader is None or not self.typed or self.mode != "upsert" or len(keys) != 1:
+            return None
+        col = self.load_columns[keys[0]]
+        if (
+            col.type.kind is not Kind.INTEGER
+            or col.source is None
+            or _json_types(col.source.schema) - {"null"} != {"integer"}
+        ):
+            return None
+        return keys[0]
 
     def _new_load_connection(self) -> psycopg2.extensions.connection:
         """A second connection, so the next batch streams in while the previous one merges and commits."""
@@ -852,7 +950,8 @@ class PostgresSink(BatchSink):
     def append_raw(self, raw: msgspec.Raw, line: int) -> bool:
         """`append` for a record still in JSON: decoded straight into a typed struct (validated in C)."""
         try:
-            row = self._row_typed(self._decode_typed(raw))
+            record = self._decode_typed(raw)
+            row = self._row_typed(record)
         except msgspec.ValidationError as exc:
             raise RecordTypeError(self._describe_validation_error(line, exc)) from None
         except _Mismatch as exc:
@@ -860,11 +959,18 @@ class PostgresSink(BatchSink):
             raise RecordTypeError(self._type_error(line, col, _JSON_NAMES.get(exc.got, exc.got))) from None
         except _MissingKey as exc:
             raise self._missing_key_error(exc.name, line) from None
-        return self._add_row(row, line)
+        return self._add_row(row, line, None if self._keyof is None else self._keyof(record))
 
-    def _add_row(self, row: str, line: int) -> bool:
+    def _add_row(self, row: str, line: int, key: Any = None) -> bool:
         """Queue one COPY row of the open batch; True when the batch is full (by rows or by bytes)."""
-        if self._seq:
+        if self._watermark is not None and not key > self._hi:
+            row = f"{row[:-1]}\t{line}\n"
+            self._old_rows.append(row)
+            self._old_lines.append(line)
+            return self.rows_added(1, len(row))
+        if self._watermark is not None:
+            self._hi = key
+        elif self._seq:
             row = f"{row[:-1]}\t{line}\n"
         self._chunks.append(row)
         self._lines.append(line)
@@ -894,7 +1000,21 @@ class PostgresSink(BatchSink):
         """
         rows, chars = self.room
         backslash = b"\\" if raw.__class__ is bytes else "\\"  # in-process callers may pass text lines
-        leftover, line, taken, taken_chars = self.run(raw, lines, line, rows, chars, self._lines.append, backslash)
+        leftover, line, taken, taken_chars, self._hi = self.run(
+            raw,
+            lines,
+            line,
+            rows,
+            chars,
+            self._chunks.append,
+            self._lines.append,
+            backslash,
+            self._hi,
+            self._old_rows.append,
+            self._old_lines.append,
+        )
+        if self._watermark_lost:
+            self._hi = _ABOVE_ALL
         return leftover, line, taken, taken > 0 and self.rows_added(taken, taken_chars)
 
     def _missing_key_error(self, name: str, line: int) -> MissingKeyPropertiesError:
@@ -939,7 +1059,7 @@ class PostgresSink(BatchSink):
             raise RecordTypeError(self._describe_mismatch(record, line, exc)) from None
         except _MissingKey as exc:
             raise self._missing_key_error(exc.name, line) from None
-        return self._add_row(row, line)
+        return self._add_row(row, line, None if self._key_getter is None else self._key_getter(record))
 
     def _describe_mismatch(self, record: dict[str, Any], line: int, exc: _Mismatch) -> str:
         """Name the property that failed, never its value (values may be personal data)."""
@@ -961,8 +1081,10 @@ class PostgresSink(BatchSink):
         self._chunks.clear()
         self._chunk_chars = 0
         self._batch_bytes += len(data)
+        if self._watermark is not None:
+            self._sent.append(data)  # kept until the commit: the staging way may have to redo the batch
         if self._copy is None:
-            self._copy = CopyStream(self.conn, self._copy_sql)  # type: ignore[arg-type,unused-ignore]
+            self._copy = CopyStream(self.conn, self._stream_sql)  # type: ignore[arg-type,unused-ignore]
         elif self._copy.error is not None:
             self._finish_copy()  # raises with context
         self._copy.write(data)
@@ -1007,9 +1129,11 @@ class PostgresSink(BatchSink):
         self.wait_committed()
         if self.mode == "overwrite":
             self._overwrite_pending = True
-        self._inflight = _Commit(self, conn, copy, rows, lines)
+        old = (self._old_rows, self._old_lines, self._sent) if self._watermark is not None else None
+        self._inflight = _Commit(self, conn, copy, rows, lines, old)
         self._batch_bytes = 0
         self._lines = array("q")
+        self._old_rows, self._old_lines, self._sent = [], array("q"), []
         self.conn, self._spare = self._spare, conn
         if self.conn is None:
             self.conn = self._new_load_connection()
@@ -1029,7 +1153,12 @@ class PostgresSink(BatchSink):
             raise job.error
 
     def _commit_batch(
-        self, conn: psycopg2.extensions.connection, copy: CopyStream | None, rows: int, lines: array[int]
+        self,
+        conn: psycopg2.extensions.connection,
+        copy: CopyStream | None,
+        rows: int,
+        lines: array[int],
+        held: _Held | None,
     ) -> None:
         """Runs in the commit thread."""
         started = time.perf_counter()
@@ -1037,15 +1166,24 @@ class PostgresSink(BatchSink):
             if copy is not None:
                 copy.close()
             with conn.cursor() as cur:
-                if self.mode == "upsert":
+                if held is not None:
+                    if held[0]:
+                        lines = held[1]  # a COPY error below is in these rows
+                        cur.copy_expert(self._copy_sql, _ChunkReader(_chunked(held[0])), size=1 << 20)
+                        cur.execute(self._merge_sql(self._stage, self.table_target))
+                elif self.mode == "upsert":
                     cur.execute(self._merge_sql(self._stage, self.table_target))
             conn.commit()
+        except psycopg2.errors.UniqueViolation as exc:
+            conn.rollback()
+            if held is None or copy is None or exc is not copy.error:
+                raise TargetLoadError(self._load_failed(exc)) from None
+            self._redo_staged(conn, held)
         except psycopg2.Error as exc:
             conn.rollback()
-            if copy is not None and exc is copy.error:
+            if isinstance(exc, psycopg2.DataError) or (copy is not None and exc is copy.error):
                 raise TargetLoadError(self._describe_copy_error(exc, lines)) from None
-            msg = f"stream {self.stream_name!r}: loading the batch failed: {exc.diag.message_primary or exc}"
-            raise TargetLoadError(msg) from None
+            raise TargetLoadError(self._load_failed(exc)) from None
         self.logger.info(
             "Committed %d rows into %s.%s (%s) in %.2fs",
             rows,
@@ -1055,6 +1193,35 @@ class PostgresSink(BatchSink):
             time.perf_counter() - started,
         )
         self.record_counter_metric.increment(rows)
+
+    def _load_failed(self, exc: psycopg2.Error) -> str:
+        why = exc.diag.message_primary or exc
+        return f"stream {self.stream_name!r}: loading the batch failed: {why} (nothing was committed)"
+
+    def _redo_staged(self, conn: psycopg2.extensions.connection, held: _Held) -> None:
+        """A key above the watermark was in the table after all (another writer): redo the batch the staging way.
+
+        The rows streamed to the table go to the staging table without sequence (they are the older record of their
+        key: a row of the same key that came later was held with its sequence), then the usual merge. From now on
+        every row takes the staging way.
+        """
+        self._watermark_lost = True
+        old_rows, _old_lines, sent = held
+        self.logger.warning(
+            "Stream %r: a new key was already in %s.%s (another writer?); redoing the batch through the staging table",
+            self.stream_name,
+            self.schema_name,
+            self.table_name,
+        )
+        try:
+            with conn.cursor() as cur:
+                cur.copy_expert(self._stage_copy_unsequenced, _ChunkReader(iter(sent)), size=1 << 20)
+                cur.copy_expert(self._copy_sql, _ChunkReader(_chunked(old_rows)), size=1 << 20)
+                cur.execute(self._merge_sql(self._stage, self.table_target))
+            conn.commit()
+        except psycopg2.Error as exc:
+            conn.rollback()
+            raise TargetLoadError(self._load_failed(exc)) from None
 
     def mark_drained(self) -> None:
         """Reset batch counters after the SDK's bookkeeping."""
@@ -1077,7 +1244,7 @@ class PostgresSink(BatchSink):
         key_list = ", ".join(keys)
         select = (
             f"SELECT DISTINCT ON ({key_list}) {col_list}, now() FROM {source} "
-            f"ORDER BY {key_list}, {quote(SEQ_COLUMN)} DESC"
+            f"ORDER BY {key_list}, {quote(SEQ_COLUMN)} DESC NULLS LAST"
         )
         sql = f"INSERT INTO {target} ({col_list}, {ts}) {select}"
         if replace:

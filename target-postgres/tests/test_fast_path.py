@@ -100,21 +100,47 @@ def _message(record: str, stream: str = "s") -> bytes:
     return f'{{"type": "RECORD", "stream": "{stream}", "record": {record}, "time_extracted": "2024-01-01"}}\n'.encode()
 
 
+class Loop:
+    """Calls a generated tight loop the way the sink does, collecting what it produces."""
+
+    def __init__(self, *, seq: bool = False, watermark: int | None = None, hi: object = float("-inf")) -> None:
+        loader = build_struct_loader(_plan(SCHEMA), [])
+        assert loader is not None
+        self.loader = loader
+        self.run = loader.run_function("s", seq=seq, watermark=watermark)
+        self.rows: list[str] = []
+        self.lines: list[int] = []
+        self.old_rows: list[str] = []
+        self.old_lines: list[int] = []
+        self.hi = hi
+
+    def __call__(self, lines: list[bytes], first_line: int = 1, room_rows: int = 1000, room_chars: int = 1 << 20):
+        leftover, last, taken, chars, self.hi = self.run(
+            lines[0],
+            iter(lines[1:]),
+            first_line,
+            room_rows,
+            room_chars,
+            self.rows.append,
+            self.lines.append,
+            b"\\",
+            self.hi,
+            self.old_rows.append,
+            self.old_lines.append,
+        )
+        return leftover, last, taken, chars
+
+
 @pytest.mark.parametrize("seq", [False, True])
 def test_tight_loop_rows_equal_the_row_function(seq: bool) -> None:
     """The loop's two branches (with and without escaping) give exactly the rows the checked row function gives."""
-    loader = build_struct_loader(_plan(SCHEMA), [])
-    assert loader is not None
-    rows: list[str] = []
-    run = loader.run_function("s", rows.append, seq=seq)
-    lines = [_message(r) for r in RECORDS]
-    got: list[int] = []
-    leftover, last, taken, chars = run(lines[0], iter(lines[1:]), 10, 1000, 1 << 20, got.append, b"\\")
-    assert (leftover, last, taken, got) == (None, 12, 3, [10, 11, 12])
-    expected = [loader.row(loader.decode(r.encode())) for r in RECORDS]
+    loop = Loop(seq=seq)
+    leftover, last, taken, chars = loop([_message(r) for r in RECORDS], first_line=10)
+    assert (leftover, last, taken, loop.lines) == (None, 12, 3, [10, 11, 12])
+    expected = [loop.loader.row(loop.loader.decode(r.encode())) for r in RECORDS]
     if seq:
-        expected = [f"{e[:-1]}\t{n}\n" for e, n in zip(expected, got, strict=True)]
-    assert rows == expected
+        expected = [f"{e[:-1]}\t{n}\n" for e, n in zip(expected, loop.lines, strict=True)]
+    assert loop.rows == expected
     assert chars == sum(map(len, expected))
 
 
@@ -124,6 +150,7 @@ def test_tight_loop_rows_equal_the_row_function(seq: bool) -> None:
         (b'{"type": "STATE", "value": {}}\n', "another message type"),
         (_message('{"id": 1}', stream="other"), "another stream"),
         (_message('{"id": "1"}'), "a type error, reported precisely by the generic path"),
+        (_message('{"amount": "1"}'), "a string in a number column, reported precisely by the generic path"),
         (_message('{"name": "no key"}'), "a missing key"),
         (_message('{"id": null}'), "a null key"),
         (b'{"type": "RECORD", "stream": "s", "record": {"id": 1}\n', "malformed JSON"),
@@ -131,20 +158,26 @@ def test_tight_loop_rows_equal_the_row_function(seq: bool) -> None:
     ],
 )
 def test_tight_loop_hands_back_the_first_line_it_cannot_take(line: bytes, why: str) -> None:
-    loader = build_struct_loader(_plan(SCHEMA), [])
-    assert loader is not None
-    rows: list[str] = []
-    run = loader.run_function("s", rows.append, seq=False)
-    first = _message('{"id": 7}')
-    leftover, last, taken, _chars = run(first, iter([line, _message('{"id": 8}')]), 1, 1000, 1 << 20, [].append, b"\\")
-    assert (leftover, last, taken, len(rows)) == (line, 2, 1, 1), why
+    loop = Loop()
+    leftover, last, taken, _chars = loop([_message('{"id": 7}'), line, _message('{"id": 8}')])
+    assert (leftover, last, taken, len(loop.rows)) == (line, 2, 1, 1), why
 
 
 def test_tight_loop_stops_when_the_batch_or_chunk_is_full() -> None:
-    loader = build_struct_loader(_plan(SCHEMA), [])
-    assert loader is not None
-    run = loader.run_function("s", [].append, seq=False)
     lines = [_message(f'{{"id": {i}}}') for i in range(10)]
-    assert run(lines[0], iter(lines[1:]), 1, 3, 1 << 20, [].append, b"\\")[1:3] == (3, 3)  # by rows
-    assert run(lines[0], iter(lines[1:]), 1, 100, 1, [].append, b"\\")[1:3] == (1, 1)  # by characters
-    assert run(lines[0], iter(lines[1:4]), 1, 100, 1 << 20, [].append, b"\\")[:3] == (None, 4, 4)  # input ended
+    assert Loop()(lines, room_rows=3)[1:3] == (3, 3)  # by rows
+    assert Loop()(lines, room_chars=1)[1:3] == (1, 1)  # by characters
+    assert Loop()(lines[:4])[:3] == (None, 4, 4)  # input ended
+
+
+def test_watermark_sends_only_keys_above_every_earlier_key_straight_to_the_table() -> None:
+    """Keys above the watermark are new; any other (a repeat, or an older key) is held with its input line."""
+    loop = Loop(watermark=0, hi=5)
+    ids = [3, 6, 7, 6, 5, 9, 1]
+    loop([_message(f'{{"id": {i}}}') for i in ids], first_line=20)
+    assert [int(r.split("\t")[0]) for r in loop.rows] == [6, 7, 9]
+    assert loop.lines == [21, 22, 25]
+    assert [r.split("\t")[0] for r in loop.old_rows] == ["3", "6", "5", "1"]
+    assert [r.rstrip("\n").split("\t")[-1] for r in loop.old_rows] == ["20", "23", "24", "26"]
+    assert loop.old_lines == [20, 23, 24, 26]
+    assert loop.hi == 9
