@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import decimal
+import itertools
 import queue
 import re
 import threading
@@ -404,7 +405,8 @@ def _struct_field_lines(columns: list[ColumnPlan], numbers: set[int], indent: st
     for i, col in enumerate(columns):
         kind = col.type.kind
         if i in numbers:
-            expr = f"N if v{i} is None else (t if (t := str(v{i}, 'latin-1'))[0] in DIGITS else X(t, {i}))"
+            number = f"t if (t := str(v{i}, 'latin-1'))[0] in DIGITS else (N if t == 'null' else X(t, {i}))"
+            expr = f"N if v{i} is None else ({number})"
         elif kind is Kind.JSON:
             expr = f"N if v{i} is None else J(v{i})"
         elif kind in {Kind.INTEGER, Kind.NUMBER}:
@@ -451,7 +453,9 @@ def _struct_run_source(
         "def run(raw, it, line, room_rows, room_chars, append, lines_append, backslash, hi, append_old, old_lines):",
         "    n = 0",
         "    chars = 0",
-        "    while True:",
+        "    line -= 1",
+        "    for raw in CHAIN((raw,), it):",
+        "        line += 1",
         "        try:",
         "            env = DECODE(raw)",
         "        except ERRORS:",
@@ -492,10 +496,7 @@ def _struct_run_source(
         "        n += 1",
         "        if n >= room_rows or chars >= room_chars:",
         "            return None, line, n, chars, hi",
-        "        raw = NEXT(it, None)",
-        "        if raw is None:",
-        "            return None, line, n, chars, hi",
-        "        line += 1",
+        "    return None, line, n, chars, hi",
     ]
     return "\n".join(lines) + "\n"
 
@@ -553,7 +554,7 @@ class StructLoader:
             ERRORS=(msgspec.DecodeError, msgspec.ValidationError),
             MISMATCH=_Mismatch,
             NAME=stream,
-            NEXT=next,
+            CHAIN=itertools.chain,
         )
 
 

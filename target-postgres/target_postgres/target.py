@@ -87,8 +87,11 @@ class LineReader(GenericSingerReader[t.Any]):
 
     @property
     def default_input(self) -> t.IO[t.Any]:
-        """Standard input as bytes: decoding is msgspec's job."""
-        return sys.stdin.buffer
+        """Standard input as bytes (decoding is msgspec's job), read in 1 MiB blocks: fewer refills per line."""
+        try:
+            return open(sys.stdin.fileno(), "rb", buffering=1 << 20, closefd=False)
+        except (AttributeError, OSError, ValueError):  # a replaced sys.stdin without a file descriptor
+            return sys.stdin.buffer
 
     def deserialize_json(self, line: t.Any) -> dict[str, t.Any]:
         """Parse one line; a malformed one is named by its number."""
