@@ -381,7 +381,9 @@ def _struct_type(node: dict[str, Any], trail: list[str], access: dict[int, list[
         else:
             fields.append((attr, leaf | None, None))
     fields.sort(key=lambda f: len(f) == 3)  # msgspec: fields without defaults first
-    return msgspec.defstruct("Record", fields, rename=rename, forbid_unknown_fields=False)
+    # gc=False: a record struct holds only scalars, raw JSON and nested records (no cycles), so the garbage collector
+    # need not track the million of them a load creates.
+    return msgspec.defstruct("Record", fields, rename=rename, forbid_unknown_fields=False, gc=False)
 
 
 def _struct_value_lines(columns: list[ColumnPlan], access: dict[int, list[str]], indent: str) -> list[str]:
@@ -546,6 +548,7 @@ class StructLoader:
             tag_field="type",
             tag="RECORD",
             forbid_unknown_fields=False,
+            gc=False,
         )
         return self._compile(  # type: ignore[no-any-return]
             _struct_run_source(self._columns, self._access, self._numbers, seq=seq, watermark=watermark),
