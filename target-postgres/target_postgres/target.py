@@ -304,6 +304,7 @@ class TargetPostgres(HarborlinePluginMixin, Target):
         self.message_reader.on_failure = self.abandon_sinks  # type: ignore[attr-defined]
         self.message_reader.on_raw_record = self._process_raw_record  # type: ignore[attr-defined]
         self._typed: dict[str, PostgresSink] = {}
+        self._last_typed_stream: str | None = None
 
     # -- names and modes -----------------------------------------------------------------------------------------
 
@@ -404,7 +405,10 @@ class TargetPostgres(HarborlinePluginMixin, Target):
             self._records_since_age_check = 0
             self._reap_commits()
             self._handle_max_record_age()
-        reader.hot = self._hot_loop(sink)  # type: ignore[attr-defined]
+        # Two records of one stream in a row: a run is likely, so its next lines take the tight loop. Streams that
+        # alternate line by line stay on this path (the loop would hand back every line: a wasted decode each).
+        reader.hot = self._hot_loop(sink) if stream == self._last_typed_stream else None  # type: ignore[attr-defined]
+        self._last_typed_stream = stream
         return True
 
     def _hot_loop(self, sink: PostgresSink) -> t.Callable[[bytes, t.Iterator[bytes]], bytes | None]:

@@ -230,3 +230,20 @@ def test_watermark_redoes_the_batch_when_another_writer_took_a_new_key(db, caplo
     assert db.rows("k", "id, v") == [(1, "A"), (2, "b"), (3, "c"), (9, "d"), (10, "e")]
     assert "redoing the batch through the staging table" in caplog.text
     assert [json.loads(x) for x in out.getvalue().splitlines()] == [1, 2]  # STATE after the redone batch
+
+
+def test_interleaved_and_consecutive_streams_load_every_row(db):
+    """Runs of one stream take the tight loop, alternating streams the general path; every row lands either way."""
+    schemas = [schema_msg(s, {"id": {"type": "integer"}, "v": {"type": "string"}}, ["id"]) for s in ("a", "b")]
+    order = ["a", "b"] * 5 + ["a"] * 7 + ["b"] * 3 + ["a", "b", "b", "a"] * 3
+    counters = {"a": 0, "b": 0}
+    messages = [*schemas]
+    for i, stream in enumerate(order):
+        counters[stream] += 1
+        messages.append(record_msg(stream, {"id": counters[stream], "v": f"{stream}{i}"}))
+        if i % 4 == 3:
+            messages.append(state_msg(i))
+    result = db.run(messages, batch_size_rows=4)
+    assert db.count("a") == counters["a"]
+    assert db.count("b") == counters["b"]
+    assert result.states[-1] == len(order) - 1
