@@ -4,7 +4,8 @@ Run through `nox -s bench` (it installs the peers in their own virtual environme
 hand: `python target-postgres/bench/bench_target.py --rows 1000000 --peer-rows 200000`.
 
 The stream is deterministic: 12 mixed columns with an integer key. The upsert variant repeats 30 % of keys.
-Figures: rows/s (wall clock of the whole process, start-up included) and peak RSS (from wait4 of that process).
+Figures: rows/s (wall clock of the whole process, start-up included; raw COPY and our target: the median of
+`--repeat` runs, each on a fresh table) and peak RSS (from wait4 of that process).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -132,6 +134,11 @@ def count(conn_kwargs: dict, schema: str, table: str = "bench") -> int:
         return int(cur.fetchone()[0])
 
 
+def drop_schema(conn_kwargs: dict, schema: str) -> None:
+    with psycopg2.connect(**conn_kwargs) as conn, conn.cursor() as cur:
+        cur.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
 def raw_copy(conn_kwargs: dict, csv_path: Path, rows: int) -> float:
     """The physical limit: psql \\copy of the same rows from CSV (psycopg2 copy_expert when psql is absent)."""
     ddl = (
@@ -163,6 +170,13 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--peer-rows", type=int, default=200_000)
     parser.add_argument("--flat-rows", type=int, default=0, help="also load this many rows (e.g. 5000000) for RSS")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="runs of raw COPY and of our target on the full stream; the median is reported (this VM's speed varies "
+        "by 20-30 %% between runs). Peers run once.",
+    )
     parser.add_argument("--target", default=shutil.which("target-postgres") or "target-postgres")
     parser.add_argument("--meltanolabs", help="path to meltanolabs target-postgres executable")
     parser.add_argument("--pipelinewise", help="path to pipelinewise target-postgres executable")
@@ -170,6 +184,7 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="bench-target-"))
     results: list[tuple[str, int, float, float]] = []
+    spread: dict[str, list[float]] = {}
     with PostgresServer() as pg:
         kw = pg.connect_kwargs()
         with psycopg2.connect(**kw) as conn, conn.cursor() as cur:
@@ -192,18 +207,26 @@ def main() -> int:
 
         def ours(label: str, stream: Path, rows: int, expect: int, schema: str, load_method: str) -> None:  # noqa: PLR0917
             cfg = config(schema, load_method=load_method)
-            settle(kw)
-            secs, rss, rc = run_measured([args.target, "--config", str(cfg)], stream)
-            ok = rc == 0 and count(kw, schema) == expect
-            results.append((label + ("" if ok else " (FAILED)"), rows, secs, rss))
+            runs: list[tuple[float, float]] = []
+            ok = True
+            for _ in range(args.repeat if rows == args.rows else 1):
+                drop_schema(kw, schema)
+                settle(kw)
+                secs, rss, rc = run_measured([args.target, "--config", str(cfg)], stream)
+                ok = ok and rc == 0 and count(kw, schema) == expect
+                runs.append((secs, rss))
+            secs = statistics.median(r[0] for r in runs)
+            spread[label] = [r[0] for r in runs]
+            results.append((label + ("" if ok else " (FAILED)"), rows, secs, max(r[1] for r in runs)))
 
         for upsert in (False, True):
             kind = "upsert" if upsert else "append"
             stream, csv_path = work / f"{kind}.singer", work / f"{kind}.csv"
             keys = generate(stream, csv_path, args.rows, upsert=upsert)
             if not upsert:
-                secs = raw_copy(kw, csv_path, args.rows)
-                results.append(("raw COPY (psql \\copy, CSV)", args.rows, secs, 0.0))
+                raw_runs = [raw_copy(kw, csv_path, args.rows) for _ in range(args.repeat)]
+                spread["raw COPY (psql \\copy, CSV)"] = raw_runs
+                results.append(("raw COPY (psql \\copy, CSV)", args.rows, statistics.median(raw_runs), 0.0))
             load = "upsert" if upsert else "append-only"
             expect = keys if upsert else args.rows
             ours(f"target-postgres ({kind})", stream, args.rows, expect, f"ours_{kind}", load)
@@ -252,10 +275,11 @@ def main() -> int:
     raw_rate = next(r / s for label, r, s, _ in results if label.startswith("raw COPY"))
     ml = {k: r / s for k, r, s, _ in results if k.startswith("meltanolabs (default)")}
     print()
-    print(f"{'load':45} {'rows':>9} {'seconds':>8} {'rows/s':>9} {'peak RSS MB':>12} {'vs raw COPY':>12}")
+    print(f"{'load':45} {'rows':>9} {'seconds':>8} {'rows/s':>9} {'peak RSS MB':>12} {'vs raw COPY':>12}  runs (s)")
     for label, rows, secs, rss in results:
         rate = rows / secs
-        print(f"{label:45} {rows:>9} {secs:>8.2f} {rate:>9.0f} {rss:>12.0f} {rate / raw_rate:>11.0%}")
+        runs = " ".join(f"{x:.2f}" for x in spread.get(label.removesuffix(" (FAILED)"), []))
+        print(f"{label:45} {rows:>9} {secs:>8.2f} {rate:>9.0f} {rss:>12.0f} {rate / raw_rate:>11.0%}  {runs}")
     for kind in ("append", "upsert"):
         mine = [r / s for k, r, s, _ in results if k == f"target-postgres ({kind})"]
         base = [v for k, v in ml.items() if k.endswith(f"({kind})")]
