@@ -703,7 +703,7 @@ class _ChunkReader:
 
 
 def _chunked(rows: list[str]) -> Iterator[bytes]:
-    """COPY text rows, encoded in chunks of about `_FLUSH_CHARS` (never one copy of the whole list)."""
+    """COPY text rows, encoded 2,048 at a time (never one copy of the whole list)."""
     step = 2048
     for start in range(0, len(rows), step):
         yield "".join(rows[start : start + step]).encode("utf-8")
@@ -742,6 +742,7 @@ class PostgresSink(BatchSink):
         self._watermark_lost = False
         self._hi: Any = _BELOW_ALL
         self._old_rows: list[str] = []
+        self._old_counted = 0
         self._old_lines = array("q")
         self._sent: list[bytes] = []
         self._keyof: Callable[[Any], Any] | None = None
@@ -1079,7 +1080,12 @@ class PostgresSink(BatchSink):
         return f"stream {self.stream_name!r}, input line {line}: a value is {exc.got}, the schema says {exc.expected}"
 
     def _flush(self) -> None:
+        if self._watermark is not None:
+            # Held rows count toward the batch's byte bound too (as characters: they are sent at the commit).
+            self._batch_bytes += sum(map(len, itertools.islice(self._old_rows, self._old_counted, None)))
+            self._old_counted = len(self._old_rows)
         if not self._chunks:
+            self._chunk_chars = 0
             return
         data = "".join(self._chunks).encode("utf-8")
         self._chunks.clear()
@@ -1138,6 +1144,7 @@ class PostgresSink(BatchSink):
         self._batch_bytes = 0
         self._lines = array("q")
         self._old_rows, self._old_lines, self._sent = [], array("q"), []
+        self._old_counted = 0
         self.conn, self._spare = self._spare, conn
         if self.conn is None:
             self.conn = self._new_load_connection()

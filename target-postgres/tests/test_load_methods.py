@@ -247,3 +247,14 @@ def test_interleaved_and_consecutive_streams_load_every_row(db):
     assert db.count("a") == counters["a"]
     assert db.count("b") == counters["b"]
     assert result.states[-1] == len(order) - 1
+
+
+def test_watermark_batches_of_held_rows_respect_the_byte_bound(db):
+    """Rows of keys the table may have are held until the commit; they count toward batch_size_bytes all the same."""
+    db.run([KEYED] + [rec(i, "a") for i in range(1, 41)])
+    messages = [KEYED]
+    for i in range(1, 41):
+        messages += [rec(i, f"updated {i}"), state_msg(i)]
+    result = db.run(messages, batch_size_bytes=200)
+    assert db.rows("k", "id, v") == [(i, f"updated {i}") for i in range(1, 41)]
+    assert len(result.states) >= 4  # committed in several batches, each followed by its STATE
