@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Any, ClassVar
 
-from singer_sdk.exceptions import FatalAPIError
+from singer_sdk.exceptions import ConfigValidationError, FatalAPIError
 
 from harborline_singer_shared.redaction import install_secret_redaction, secret_values_from_config
 
@@ -66,4 +66,9 @@ class HarborlinePluginMixin:
             return super().invoke(*args, **kwargs)  # type: ignore[misc]
         except cls.clear_errors as exc:
             cls.logger.error("%s", exc)  # type: ignore[attr-defined]  # noqa: TRY400 - the message is the story
+            sys.exit(1)
+        except ConfigValidationError as exc:
+            # The SDK's CLI would log each error and then "Config validation failed" on a line of its own.
+            reasons = "; ".join(str(e) for e in exc.errors) or str(exc)
+            cls.logger.error("Config validation failed: %s", reasons)  # type: ignore[attr-defined]  # noqa: TRY400
             sys.exit(1)

@@ -70,3 +70,16 @@ def test_secrets_are_masked_in_logs_of_a_successful_run(tmp_path: Path) -> None:
     assert "about to call the API with ***" in result.stderr
     assert SECRET not in result.stderr
     assert '"record":{"id":1}' in result.stdout
+
+
+def test_config_error_is_one_line_naming_every_reason(tmp_path: Path) -> None:
+    """An invalid config gives one ERROR line with the reasons (the SDK alone prints them and a second line)."""
+    result = _run(tmp_path, {"token": 12345, "fail": "often"})
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if "| ERROR" in line]
+    assert len(errors) == 1, errors
+    assert "Config validation failed:" in errors[0]
+    assert "config['fail']" in errors[0]
+    assert "config['token']" in errors[0]
+    assert "12345" not in result.stderr  # a mistyped secret is masked even in the validation error
+    assert "Traceback" not in result.stderr
