@@ -334,8 +334,8 @@ def _leaf_type(col: ColumnPlan) -> Any | None:
     json_type = next(iter(types))
     if json_type == "string" and col.type.kind is Kind.NUMBER:
         return str  # singer.decimal strings: PostgreSQL parses them
-    if json_type == "number" and col.type.kind is Kind.NUMBER:
-        return _RawNumber
+    if json_type == "number" and col.type.kind is Kind.NUMBER and not col.is_key:
+        return _RawNumber  # (not for keys: a null key must decode as None, to be reported as a missing key)
     return _SIMPLE_TYPES.get(json_type)
 
 
@@ -409,6 +409,8 @@ def _struct_field_lines(columns: list[ColumnPlan], numbers: set[int], indent: st
         if i in numbers:
             number = f"t if (t := str(v{i}, 'latin-1'))[0] in DIGITS else (N if t == 'null' else X(t, {i}))"
             expr = f"N if v{i} is None else ({number})"
+        elif kind is Kind.NUMBER:
+            expr = f"N if v{i} is None else (str(v{i}) if v{i}.__class__ is not str else DEC(v{i}, {i}))"
         elif kind is Kind.JSON:
             expr = f"N if v{i} is None else J(v{i})"
         elif kind in {Kind.INTEGER, Kind.NUMBER}:
@@ -524,6 +526,7 @@ class StructLoader:
             "J": _raw_json_text,
             "K": missing_key,
             "X": _not_a_number,
+            "DEC": _decimal_text,
             "DIGITS": "-0123456789",
         }
         self.row: Callable[[Any], str] = self._compile(_struct_row_source(columns, access, self._numbers), "row")
@@ -554,7 +557,7 @@ class StructLoader:
             _struct_run_source(self._columns, self._access, self._numbers, seq=seq, watermark=watermark),
             "run",
             DECODE=msgspec.json.Decoder(envelope).decode,
-            ERRORS=(msgspec.DecodeError, msgspec.ValidationError),
+            ERRORS=(msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError),
             MISMATCH=_Mismatch,
             NAME=stream,
             CHAIN=itertools.chain,
@@ -581,6 +584,14 @@ def _not_a_number(text: str, column: int) -> str:
     if text == "null":
         return _NULL
     raise _Mismatch("number", _JSON_KIND_OF.get(text[:1]), column)
+
+
+def _decimal_text(text: str, column: int) -> str:
+    """A `singer.decimal` string in a number column: checked and normalised as a decimal (never raw text in COPY)."""
+    try:
+        return str(decimal.Decimal(text))
+    except decimal.InvalidOperation:
+        raise _Mismatch("number", text, column) from None
 
 
 def build_struct_loader(columns: list[ColumnPlan], required: list[str]) -> StructLoader | None:
@@ -709,6 +720,8 @@ def _chunked(rows: list[str]) -> Iterator[bytes]:
         yield "".join(rows[start : start + step]).encode("utf-8")
 
 
+#: Quoted parts of a server message (values, names): never logged.
+_quoted = re.compile(r'"[^"]*"')
 _COPY_CONTEXT = re.compile(r"COPY [^,]+, line (\d+)(?:, column ([^:]+))?")
 
 
@@ -959,6 +972,9 @@ class PostgresSink(BatchSink):
             row = self._row_typed(record)
         except msgspec.ValidationError as exc:
             raise RecordTypeError(self._describe_validation_error(line, exc)) from None
+        except UnicodeDecodeError:
+            msg = f"stream {self.stream_name!r}, input line {line}: the record holds text that is not valid UTF-8"
+            raise RecordTypeError(msg) from None
         except _Mismatch as exc:
             col = self.load_columns[exc.column or 0]
             raise RecordTypeError(self._type_error(line, col, _JSON_NAMES.get(exc.got, exc.got))) from None
@@ -968,6 +984,8 @@ class PostgresSink(BatchSink):
 
     def _add_row(self, row: str, line: int, key: Any = None) -> bool:
         """Queue one COPY row of the open batch; True when the batch is full (by rows or by bytes)."""
+        if self._watermark_lost:
+            self._hi = _ABOVE_ALL
         if self._watermark is not None and not key > self._hi:
             row = f"{row[:-1]}\t{line}\n"
             self._old_rows.append(row)
@@ -1111,7 +1129,7 @@ class PostgresSink(BatchSink):
 
     def _describe_copy_error(self, exc: psycopg2.Error, lines: array[int] | None = None) -> str:
         diag = exc.diag
-        primary = re.sub(r'"[^"]*"', '"…"', diag.message_primary or str(exc).splitlines()[0])
+        primary = _quoted.sub('"…"', diag.message_primary or str(exc).splitlines()[0])
         where = ""
         match = _COPY_CONTEXT.search(diag.context or "")
         lines = self._lines if lines is None else lines
@@ -1185,16 +1203,15 @@ class PostgresSink(BatchSink):
                 elif self.mode == "upsert":
                     cur.execute(self._merge_sql(self._stage, self.table_target))
             conn.commit()
-        except psycopg2.errors.UniqueViolation as exc:
-            conn.rollback()
-            if held is None or copy is None or exc is not copy.error:
-                raise TargetLoadError(self._load_failed(exc)) from None
-            self._redo_staged(conn, held)
         except psycopg2.Error as exc:
             conn.rollback()
-            if isinstance(exc, psycopg2.DataError) or (copy is not None and exc is copy.error):
+            redo = isinstance(exc, psycopg2.errors.UniqueViolation) and held is not None and copy is not None
+            if redo and exc is copy.error:  # type: ignore[union-attr]
+                self._redo_staged(conn, lines, held)  # type: ignore[arg-type]
+            elif isinstance(exc, psycopg2.DataError) or (copy is not None and exc is copy.error):
                 raise TargetLoadError(self._describe_copy_error(exc, lines)) from None
-            raise TargetLoadError(self._load_failed(exc)) from None
+            else:
+                raise TargetLoadError(self._load_failed(exc)) from None
         self.logger.info(
             "Committed %d rows into %s.%s (%s) in %.2fs",
             rows,
@@ -1206,10 +1223,10 @@ class PostgresSink(BatchSink):
         self.record_counter_metric.increment(rows)
 
     def _load_failed(self, exc: psycopg2.Error) -> str:
-        why = exc.diag.message_primary or exc
+        why = _quoted.sub('"…"', exc.diag.message_primary or str(exc).splitlines()[0])
         return f"stream {self.stream_name!r}: loading the batch failed: {why} (nothing was committed)"
 
-    def _redo_staged(self, conn: psycopg2.extensions.connection, held: _Held) -> None:
+    def _redo_staged(self, conn: psycopg2.extensions.connection, lines: array[int], held: _Held) -> None:
         """A key above the watermark was in the table after all (another writer): redo the batch the staging way.
 
         The rows streamed to the table go to the staging table without sequence (they are the older record of their
@@ -1217,7 +1234,7 @@ class PostgresSink(BatchSink):
         every row takes the staging way.
         """
         self._watermark_lost = True
-        old_rows, _old_lines, sent = held
+        old_rows, old_lines, sent = held
         self.logger.warning(
             "Stream %r: a new key was already in %s.%s (another writer?); redoing the batch through the staging table",
             self.stream_name,
@@ -1227,11 +1244,14 @@ class PostgresSink(BatchSink):
         try:
             with conn.cursor() as cur:
                 cur.copy_expert(self._stage_copy_unsequenced, _ChunkReader(iter(sent)), size=1 << 20)
+                lines = old_lines  # a COPY error from here on is in the held rows
                 cur.copy_expert(self._copy_sql, _ChunkReader(_chunked(old_rows)), size=1 << 20)
                 cur.execute(self._merge_sql(self._stage, self.table_target))
             conn.commit()
         except psycopg2.Error as exc:
             conn.rollback()
+            if isinstance(exc, psycopg2.DataError):
+                raise TargetLoadError(self._describe_copy_error(exc, lines)) from None
             raise TargetLoadError(self._load_failed(exc)) from None
 
     def mark_drained(self) -> None:

@@ -115,6 +115,7 @@ class LineReader(GenericSingerReader[t.Any]):
         on_record = callbacks["RECORD"]
         on_raw = self.on_raw_record
         records = 0
+        self.hot_records = 0
         lines = iter(file_input or self.default_input)
         try:
             for raw in lines:
@@ -127,14 +128,14 @@ class LineReader(GenericSingerReader[t.Any]):
                     # Fast path: decode only the envelope; a typed stream decodes its record straight into a struct.
                     try:
                         envelope: _Envelope | None = _decode_envelope(raw)
-                    except (msgspec.DecodeError, msgspec.ValidationError):
+                    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
                         envelope = None  # the generic path below says precisely what is wrong
                     if envelope is not None and envelope.type == "RECORD" and on_raw(envelope.stream, envelope.record):
                         records += 1
                         continue
                 try:
                     message = _decode(raw)
-                except msgspec.DecodeError as exc:
+                except (msgspec.DecodeError, UnicodeDecodeError) as exc:
                     if not raw.strip():
                         continue
                     msg = (

@@ -97,6 +97,55 @@ def test_number_property_holding_another_json_kind(db, value, got):
     assert value not in error
 
 
+@pytest.mark.parametrize("position", ["first record", "inside a run of records"])
+@pytest.mark.parametrize("value", ["2\n999\t3", "2\n\\.", "12abc"])
+def test_decimal_string_that_is_not_a_decimal(db, position, value):
+    """`singer.decimal` strings are checked as decimals: text with COPY's separators must never reach the table."""
+    props = {"id": {"type": "integer"}, "amt": {"type": ["string", "null"], "format": "singer.decimal"}}
+    schema = schema_msg("d", props, ["id"])
+    good = [record_msg("d", {"id": i, "amt": "12.50"}) for i in (1, 2, 3)]
+    bad = record_msg("d", {"id": 9, "amt": value})
+    messages = [schema, bad, *good] if position == "first record" else [schema, *good, bad, *good]
+    result = db.cli(messages, load_method="append-only")
+    line = messages.index(bad) + 1
+    assert_clean_failure(result, stream="d", line=line, also=("'amt'", "schema says number"))
+    assert "d" not in db.tables() or db.count("d") == 0  # nothing of the batch was committed
+
+
+def test_decimal_strings_load_exactly(db):
+    props = {"id": {"type": "integer"}, "amt": {"type": ["string", "null"], "format": "singer.decimal"}}
+    messages = [schema_msg("d", props, ["id"])]
+    messages += [record_msg("d", {"id": i, "amt": a}) for i, a in enumerate(["12.50", "-0.001", None, "1E+3"])]
+    db.run(messages)
+    got = db.query(f'SELECT id, amt::text FROM "{db.schema}".d ORDER BY id')
+    assert got == [(0, "12.50"), (1, "-0.001"), (2, None), (3, "1000")]
+
+
+def test_null_number_key_is_a_missing_key(db):
+    schema = schema_msg("nkey", {"id": {"type": ["number", "null"]}, "v": {"type": "string"}}, ["id"])
+    ok = [record_msg("nkey", {"id": i + 0.5, "v": "x"}) for i in range(3)]
+    result = db.cli([schema, *ok, record_msg("nkey", {"id": None, "v": "x"})])
+    assert_clean_failure(result, stream="nkey", line=5, also=("key property", "'id'"))
+
+
+def test_duplicate_key_in_an_append_only_load_into_a_keyed_table(db):
+    """A table made by an upsert run keeps its primary key; an append-only run that repeats a key is refused by line."""
+    assert db.cli([SCHEMA, rec(1), rec(2)]).returncode == 0
+    result = db.cli([SCHEMA, rec(3), rec(4), rec(2)], load_method="append-only")
+    error = assert_clean_failure(result, stream="s", line=4, also=("duplicate key",))
+    assert "s_pkey" not in error  # quoted names and values in server messages are never echoed
+    assert db.rows("s", "id") == [(1,), (2,)]
+
+
+def test_text_that_is_not_utf8(db):
+    before = baseline(db)
+    ok = lines_of([SCHEMA, rec(3), rec(4)]).encode()
+    bad = b'{"type": "RECORD", "stream": "s", "record": {"id": 5, "v": "caf\xe9"}}\n'
+    result = db.cli(ok + bad)
+    assert_clean_failure(result, stream="s", line=4, also=("UTF-8",))
+    assert db.rows("s", "id, v") == before
+
+
 def test_record_missing_a_key_property(db):
     before = baseline(db)
     result = db.cli([SCHEMA, rec(3), record_msg("s", {"v": "no id"})])

@@ -258,3 +258,20 @@ def test_watermark_batches_of_held_rows_respect_the_byte_bound(db):
     result = db.run(messages, batch_size_bytes=200)
     assert db.rows("k", "id, v") == [(i, f"updated {i}") for i in range(1, 41)]
     assert len(result.states) >= 4  # committed in several batches, each followed by its STATE
+
+
+def test_watermark_redo_names_the_line_of_a_value_postgres_refuses(db):
+    """After a redo, a bad value in a row the table COPY never reached is still reported with its input line."""
+    schema = schema_msg("kd", {"id": {"type": "integer"}, "d": {"type": "string", "format": "date"}}, ["id"])
+    db.run([schema, record_msg("kd", {"id": 1, "d": "2024-01-01"})])
+    target = db.target()
+
+    def lines():
+        yield json.dumps(schema) + "\n"  # line 1: the sink reads max(id) = 1 here
+        db.execute(f'INSERT INTO "{db.schema}".kd (id, d) VALUES (3, %s)', ("2024-01-03",))
+        for i, day in ((2, "2024-01-02"), (3, "2024-01-03"), (4, "2024-13-45")):  # lines 2-4
+            yield json.dumps(record_msg("kd", {"id": i, "d": day})) + "\n"
+
+    with pytest.raises(TargetLoadError, match=r"input line 4.*PostgreSQL refused the batch"):
+        target.listen(lines())
+    assert db.rows("kd", "id") == [(1,), (3,)]
