@@ -972,8 +972,11 @@ class PostgresSink(BatchSink):
             row = self._row_typed(record)
         except msgspec.ValidationError as exc:
             raise RecordTypeError(self._describe_validation_error(line, exc)) from None
-        except UnicodeDecodeError:
-            msg = f"stream {self.stream_name!r}, input line {line}: the record holds text that is not valid UTF-8"
+        except (UnicodeDecodeError, msgspec.DecodeError) as exc:
+            # msgspec < 0.23 raised UnicodeDecodeError for invalid UTF-8; 0.23+ raises DecodeError (the envelope
+            # decode keeps the record as raw bytes, so this is the first place its strings are checked).
+            what = "holds text that is not valid UTF-8" if "UTF-8" in str(exc) else f"could not be decoded ({exc})"
+            msg = f"stream {self.stream_name!r}, input line {line}: the record {what}"
             raise RecordTypeError(msg) from None
         except _Mismatch as exc:
             col = self.load_columns[exc.column or 0]
