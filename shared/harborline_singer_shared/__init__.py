@@ -6,4 +6,7 @@ target rule engine exist once. It never imports a plugin.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from importlib.metadata import version
+
+#: The one source of the version is pyproject.toml; this reads what was installed.
+__version__ = version("harborline-singer-shared")

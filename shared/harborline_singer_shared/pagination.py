@@ -10,7 +10,7 @@ long periods also need fixed-size date windows, which live here because they are
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import ParseResult, parse_qsl, urljoin, urlparse
 
@@ -276,8 +276,8 @@ def iter_date_windows(start: datetime, end: datetime, size: timedelta) -> Iterat
         raise ValueError("iter_date_windows needs a timezone-aware end datetime")
     if size <= timedelta(0):
         raise ValueError("iter_date_windows needs a positive window size")
-    current = start.astimezone(timezone.utc)
-    stop = end.astimezone(timezone.utc)
+    current = start.astimezone(UTC)
+    stop = end.astimezone(UTC)
     while current < stop:
         window_end = min(current + size, stop)
         yield DateWindow(current, window_end)

@@ -16,7 +16,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Protocol
@@ -124,7 +124,7 @@ class SystemClock:
 
     def now(self) -> datetime:
         """Return the current UTC time."""
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
     def __repr__(self) -> str:
         return "SystemClock()"
@@ -141,7 +141,7 @@ class ManualClock:
     """
 
     def __init__(self, start: datetime | None = None, monotonic_start: float = 1000.0) -> None:
-        start = start or datetime(2024, 1, 1, tzinfo=timezone.utc)
+        start = start or datetime(2024, 1, 1, tzinfo=UTC)
         if start.tzinfo is None:
             raise ValueError("ManualClock needs a timezone-aware start datetime")
         self._wall_start = start
@@ -212,7 +212,7 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
         return None
     if when.tzinfo is None:
         # RFC 9110 dates are always GMT; "-0000" parses as naive.
-        when = when.replace(tzinfo=timezone.utc)
+        when = when.replace(tzinfo=UTC)
     return max(0.0, (when - now).total_seconds())
 
 

@@ -29,19 +29,19 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg2
 
 from harborline_singer_shared.testing.postgres import PostgresServer, PostgresServerError
 from harborline_singer_shared.testing.processes import ServerStartError, start_url_server
-from tap_thoughtindustries.streams import PERSONAL_DATA_FIELDS
+from harborline_tap_thoughtindustries.streams import PERSONAL_DATA_FIELDS
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE_API = ROOT / "tap-thoughtindustries" / "tests" / "fake_api.py"
 #: The fake API's default end of data; the tap reads up to it (end_date) so it never walks empty windows.
-DATA_END = datetime(2024, 7, 1, tzinfo=timezone.utc)
+DATA_END = datetime(2024, 7, 1, tzinfo=UTC)
 FAKE_API_KEY = "fake-ti-api-key"  # the fake API's default key (not a secret)
 #: A published demo key: fine for fake data, never for real data (use HARBORLINE_PSEUDONYMIZATION_KEY).
 DEMO_PSEUDONYMIZATION_KEY = "harborline-demo-key-not-secret"

@@ -36,16 +36,17 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import psycopg2
+import yaml
 
 from harborline_singer_shared.testing.postgres import PostgresServer, PostgresServerError
 from harborline_singer_shared.testing.processes import ServerStartError, start_url_server
-from tap_thoughtindustries.streams import CURSOR_STREAMS, EVENT_STREAMS
+from harborline_tap_thoughtindustries.streams import CURSOR_STREAMS, EVENT_STREAMS
 
 ROOT = Path(__file__).resolve().parents[2]
 TI_FAKE = ROOT / "tap-thoughtindustries" / "tests" / "fake_api.py"
@@ -54,12 +55,13 @@ DATABASE = "warehouse"
 ENVIRONMENT = "dev"
 TI_SCHEMA = "tap_thoughtindustries"  # the extractors' namespaces: target-postgres' default schema
 ZENGRC_SCHEMA = "tap_zengrc"
+TAPS = ("tap-thoughtindustries", "tap-zengrc")
 #: Not secrets: the fake APIs' default credentials and a key for fake data only.
 TI_API_KEY = "fake-ti-api-key"
 ZENGRC_USERNAME = "fake-key-id"
 ZENGRC_PASSWORD = "fake-key-secret"  # noqa: S105 - the fake API's default
 PSEUDONYMIZATION_KEY = "harborline-meltano-e2e-key"
-TI_END = datetime(2024, 7, 1, tzinfo=timezone.utc)
+TI_END = datetime(2024, 7, 1, tzinfo=UTC)
 ZENGRC_START = "2020-01-01T00:00:00Z"  # before all fake data: every record is expected
 LOADED_AT = "__loaded_at"
 STARTUP_TIMEOUT_S = 60.0
@@ -151,6 +153,40 @@ def make_project(workdir: Path) -> Path:
         if not package.name.startswith("."):
             (project / package.name).symlink_to(package, target_is_directory=True)
     return project
+
+
+def make_project_from_entries(workdir: Path) -> Path:
+    """A new Meltano project outside the repository, made of each plugin folder's meltano.yml entry.
+
+    The entries are copied as a user would copy them into their own project: nothing links back to this checkout.
+    """
+    project = workdir / "project"
+    project.mkdir()
+    plugins: dict[str, list[Any]] = {"extractors": [], "loaders": []}
+    for plugin in (*TAPS, "target-postgres"):
+        kind = "extractors" if plugin.startswith("tap-") else "loaders"
+        entries = yaml.safe_load((ROOT / plugin / "meltano.yml").read_text(encoding="utf-8"))["plugins"][kind]
+        plugins[kind] += [e for e in entries if e["name"] == plugin]
+    meltano_yml = {
+        "version": 1,
+        "project_id": "harborline-release-check",
+        "default_environment": ENVIRONMENT,
+        "environments": [{"name": ENVIRONMENT}],
+        "plugins": plugins,
+    }
+    (project / "meltano.yml").write_text(yaml.safe_dump(meltano_yml, sort_keys=False), encoding="utf-8")
+    return project
+
+
+def offline_env(wheelhouse: Path) -> dict[str, str]:
+    """Installer settings that take every package from the wheelhouse and none from an index (pip and uv)."""
+    return {
+        "PIP_NO_INDEX": "1",
+        "PIP_FIND_LINKS": str(wheelhouse),
+        "UV_NO_INDEX": "1",
+        "UV_FIND_LINKS": str(wheelhouse),
+        "UV_OFFLINE": "1",
+    }
 
 
 def meltano_env(
@@ -284,7 +320,7 @@ def snapshot(server: PostgresServer, schema: str, since: datetime | None = None)
             for table in tables:
                 cur.execute(
                     f'SELECT count(*), count(*) FILTER (WHERE "{LOADED_AT}" >= %s) FROM "{schema}"."{table}"',
-                    (since or datetime.max.replace(tzinfo=timezone.utc),),
+                    (since or datetime.max.replace(tzinfo=UTC),),
                 )
                 total, recent = cur.fetchone()
                 counts[table], newer[table] = int(total), int(recent)
@@ -422,19 +458,18 @@ def run_checks(args: argparse.Namespace, workdir: Path, stack: contextlib.ExitSt
         workdir,
         stack,
     )
-    project = make_project(workdir)
+    project = make_project_from_entries(workdir) if args.wheelhouse else make_project(workdir)
     logs = workdir / "logs"
     logs.mkdir()
     env = meltano_env(workdir, ti_url, zengrc_url, server, args)
+    if args.wheelhouse:
+        env |= offline_env(args.wheelhouse.resolve())
     meltano = Meltano(find_meltano(args.meltano), project, env, logs)
     log(f"Meltano project in {project} (meltano: {meltano.executable})")
 
     meltano("install", "install", timeout=INSTALL_TIMEOUT_S)
     check_installed_code(project)
-    jobs = {
-        "tap-thoughtindustries": ti_rows,
-        "tap-zengrc": zengrc_rows,
-    }
+    jobs = dict(zip(TAPS, (ti_rows, zengrc_rows), strict=True))
     first: dict[str, Snapshot] = {}
     for tap, expected in jobs.items():
         meltano(f"run1-{tap}", "run", tap, "target-postgres")
@@ -459,6 +494,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--zengrc-records", type=int, default=40, help="records per ZenGRC stream")
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--keep", action="store_true", help="keep the temporary project, logs and system db")
+    parser.add_argument(
+        "--wheelhouse",
+        type=Path,
+        help="instead of the root meltano.yml, a project made of the plugin folders' entries, installed offline "
+        "from this wheelhouse (nox -s release)",
+    )
     return parser.parse_args(argv)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import requests
@@ -342,6 +342,6 @@ def test_stream_requests_paced_across_streams_and_retries(mock):
 
 
 def test_manual_clock_time_is_wall_clock_free():
-    clock = ManualClock(start=datetime(2024, 5, 1, tzinfo=timezone.utc))
+    clock = ManualClock(start=datetime(2024, 5, 1, tzinfo=UTC))
     RateLimiter(1, clock).acquire()
-    assert clock.now() == datetime(2024, 5, 1, tzinfo=timezone.utc)
+    assert clock.now() == datetime(2024, 5, 1, tzinfo=UTC)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import urlparse
 
 import pytest
@@ -28,7 +28,6 @@ from harborline_singer_shared.pagination import (
 )
 
 BASE = "https://acme.example.com/api/v2/"
-UTC = timezone.utc
 
 
 def response(body, url: str = f"{BASE}items?page=1") -> requests.Response:

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
@@ -28,7 +28,7 @@ from harborline_singer_shared.retry import (
 URL = "https://api.example.com/v1/items"
 SECRET_URL = f"{URL}?api_key=SECRET&page=2"
 TOKEN = "Bearer tok-SUPERSECRET-123"
-NOW = datetime(2024, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2024, 1, 1, tzinfo=UTC)
 LOGGER = logging.getLogger("test.retry")
 
 

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from harborline_singer_shared.testing.processes import start_url_server
@@ -32,7 +32,7 @@ from harborline_singer_shared.testing.processes import start_url_server
 HERE = Path(__file__).resolve().parent
 FAKE_API = HERE.parent / "tests" / "fake_api.py"
 API_KEY = "bench-api-key-0123456789"
-END = datetime(2024, 7, 1, tzinfo=timezone.utc)
+END = datetime(2024, 7, 1, tzinfo=UTC)
 DAYS = 90
 EVENT_ENDPOINTS = [
     "courseCompletion",
@@ -58,11 +58,11 @@ CURSOR_ENDPOINTS = {
 
 
 def _ms(dt: datetime) -> int:
-    return (dt - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(milliseconds=1)
+    return (dt - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
 
 
 def _iso_to_ms(text: str) -> int:
-    return _ms(datetime.fromisoformat(text.replace("Z", "+00:00")))
+    return _ms(datetime.fromisoformat(text))
 
 
 def plain_loop(base_url: str, window_days: float) -> None:

@@ -18,7 +18,7 @@ if str(TESTS_DIR) not in sys.path:  # fake_api.py is both a script and a test he
 
 from fake_api import DEFAULT_API_KEY, FakeThoughtIndustries  # noqa: E402
 
-from tap_thoughtindustries.tap import TapThoughtIndustries  # noqa: E402
+from harborline_tap_thoughtindustries.tap import TapThoughtIndustries  # noqa: E402
 
 FIXTURES = TESTS_DIR / "fixtures"
 

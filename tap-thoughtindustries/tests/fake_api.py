@@ -36,14 +36,14 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 PAGE_SIZE = 100
 DEFAULT_API_KEY = "fake-ti-api-key"
-DEFAULT_END = datetime(2024, 7, 1, tzinfo=timezone.utc)
+DEFAULT_END = datetime(2024, 7, 1, tzinfo=UTC)
 
 # Envelopes an event endpoint can answer with.
 APIEVENTS = "apievents"  # {"data": {"APIEvents": {"pageInfo": {...}, "events": [...]}}}
@@ -187,7 +187,7 @@ BROWSERS = ("Chrome", "Firefox", "Safari", "Edge")
 
 def iso_ms(ms: int) -> str:
     """Format epoch milliseconds the way the vendor does: ``2023-02-10T16:44:45.084Z``."""
-    dt = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    dt = datetime.fromtimestamp(ms / 1000, tz=UTC)
     return f"{dt:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"
 
 
@@ -207,9 +207,9 @@ def parse_date_param(value: str, accepted: str) -> int:
         return int(text)
     if accepted == "epoch_ms":
         raise ValueError(f"expected epoch milliseconds, got {text!r}")
-    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    dt = datetime.fromisoformat(text)
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return _epoch_ms(dt)
 
 
@@ -950,9 +950,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--throttle-every", type=int, default=0, help="every Nth request gets 429")
     parser.add_argument("--retry-after", type=int, default=1)
     args = parser.parse_args(argv)
-    end = datetime.fromisoformat(args.end.replace("Z", "+00:00"))
+    end = datetime.fromisoformat(args.end)
     if end.tzinfo is None:
-        end = end.replace(tzinfo=timezone.utc)
+        end = end.replace(tzinfo=UTC)
     api = FakeThoughtIndustries(
         users=args.users,
         events=args.events,

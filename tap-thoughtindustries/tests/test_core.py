@@ -7,7 +7,7 @@ import atexit
 from fake_api import DEFAULT_API_KEY, FakeThoughtIndustries
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
 
-from tap_thoughtindustries.tap import TapThoughtIndustries
+from harborline_tap_thoughtindustries.tap import TapThoughtIndustries
 
 # The standard suite needs the config when the class is built, so the server starts at import and
 # stops when the test process exits.

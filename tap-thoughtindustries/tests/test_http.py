@@ -12,7 +12,7 @@ from conftest import run_tap
 from fake_api import FakeThoughtIndustries
 
 from harborline_singer_shared.retry import ManualClock
-from tap_thoughtindustries.streams import EVENT_STREAMS, PERSONAL_DATA_FIELDS
+from harborline_tap_thoughtindustries.streams import EVENT_STREAMS, PERSONAL_DATA_FIELDS
 
 SECRET_KEY = "ti-SECRET-api-key-0123456789abcdef"
 SECRET_PSEUDO_KEY = "pseudo-SECRET-key-fedcba9876543210"
@@ -101,7 +101,7 @@ def _write_config(tmp_path: Path, config: dict) -> Path:
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "tap_thoughtindustries", *args],
+        [sys.executable, "-m", "harborline_tap_thoughtindustries", *args],
         capture_output=True,
         text=True,
         timeout=120,

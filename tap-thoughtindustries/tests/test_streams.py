@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests_mock as rm
@@ -18,10 +18,10 @@ from fake_api import (
     iso_ms,
 )
 
-from tap_thoughtindustries.client import event_key, parse_timestamp_ms, to_epoch_ms
-from tap_thoughtindustries.streams import EVENT_STREAMS
+from harborline_tap_thoughtindustries.client import event_key, parse_timestamp_ms, to_epoch_ms
+from harborline_tap_thoughtindustries.streams import EVENT_STREAMS
 
-T0 = datetime(2024, 3, 1, tzinfo=timezone.utc)
+T0 = datetime(2024, 3, 1, tzinfo=UTC)
 ENDPOINT_OF = {cls.name: cls.event_name for cls in EVENT_STREAMS}
 
 
@@ -349,8 +349,8 @@ def test_end_date_in_the_future_is_capped_to_now(fake_api, base_config):
     config = {**base_config, "end_date": "2999-01-01T00:00:00Z", "window_days": 400}
     result = run_tap(config, streams=["clients", "logins"])
     bookmark = datetime.fromisoformat(result.bookmark("logins"))
-    assert bookmark <= datetime.now(timezone.utc)
-    assert bookmark > datetime.now(timezone.utc) - timedelta(minutes=5)
+    assert bookmark <= datetime.now(UTC)
+    assert bookmark > datetime.now(UTC) - timedelta(minutes=5)
 
 
 # -- records -------------------------------------------------------------------------------------------

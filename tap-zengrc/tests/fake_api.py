@@ -36,7 +36,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -76,7 +76,7 @@ _FIRST = ("Alice", "Bruno", "Chen", "Dana", "Emeka", "Fatima", "Gustav", "Hana",
 _LAST = ("Moreau", "Okafor", "Larsen", "Nakamura", "Silva", "Kowalski", "Haddad", "Olsen")
 _STATUSES = ("Draft", "Active", "Deprecated")
 _WORKFLOW = ("Not Started", "In Progress", "Completed")
-_EPOCH = datetime(2023, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(2023, 1, 1, tzinfo=UTC)
 _SPAN_SECONDS = 500 * 86400
 
 

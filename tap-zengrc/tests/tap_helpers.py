@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from harborline_singer_shared.retry import ManualClock
-from tap_zengrc.tap import TapZenGRC
+from harborline_tap_zengrc.tap import TapZenGRC
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MOCK_BASE = "https://acme.api.zengrc.com/api/v2"

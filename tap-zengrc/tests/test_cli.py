@@ -21,7 +21,7 @@ def _run(args: list[str], env: dict[str, str] | None = None) -> subprocess.Compl
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("ZENGRC_", "TAP_ZENGRC_"))}
     full_env.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "tap_zengrc", *args],
+        [sys.executable, "-m", "harborline_tap_zengrc", *args],
         capture_output=True,
         text=True,
         timeout=120,

@@ -11,8 +11,8 @@ from fake_api import DEFAULT_PASSWORD, DEFAULT_USERNAME, FakeZenGRC
 from singer_sdk.exceptions import ConfigValidationError
 from tap_helpers import MOCK_BASE, load_fixture, records, sync
 
-from tap_zengrc.streams import PERSONAL_DATA_FIELDS
-from tap_zengrc.tap import TapZenGRC
+from harborline_tap_zengrc.streams import PERSONAL_DATA_FIELDS
+from harborline_tap_zengrc.tap import TapZenGRC
 
 TOKEN = re.compile(r"^hl1:1:[A-Za-z0-9_-]{43}$")
 KEY = "a-test-pseudonymization-key-0123456789"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from fake_api import DEFAULT_PASSWORD, DEFAULT_USERNAME, FakeZenGRC
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
 
-from tap_zengrc.tap import TapZenGRC
+from harborline_tap_zengrc.tap import TapZenGRC
 
 # Started at import because the SDK builds its test class from a config known at collection
 # time; the server thread is a daemon and ends with the test process.

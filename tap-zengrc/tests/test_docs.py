@@ -8,11 +8,11 @@ from pathlib import Path
 
 import yaml
 
-from tap_zengrc.streams import PERSONAL_DATA_FIELDS
-from tap_zengrc.tap import TapZenGRC
+from harborline_tap_zengrc.streams import PERSONAL_DATA_FIELDS
+from harborline_tap_zengrc.tap import TapZenGRC
 
 PACKAGE_DIR = Path(__file__).parent.parent
-#: Settings the SDK appends to every tap (stream maps, flattening, batch); Meltano knows them already.
+#: Settings the SDK appends to every tap (stream maps, flattening, batch): declaring them in meltano.yml is optional.
 SDK_BUILTIN_PREFIXES = ("stream_map", "faker_config", "flattening_", "batch_config")
 START, END = "<!-- settings:start -->", "<!-- settings:end -->"
 
@@ -36,7 +36,7 @@ def test_readme_settings_table_matches_about_output() -> None:
 def test_meltano_yml_declares_every_setting_with_its_secrecy() -> None:
     project = yaml.safe_load((PACKAGE_DIR / "meltano.yml").read_text(encoding="utf-8"))
     (extractor,) = project["plugins"]["extractors"]
-    declared = {s["name"]: s for s in extractor["settings"]}
+    declared = {s["name"]: s for s in extractor["settings"] if not s["name"].startswith(SDK_BUILTIN_PREFIXES)}
     properties = {
         name: prop
         for name, prop in TapZenGRC.config_jsonschema["properties"].items()

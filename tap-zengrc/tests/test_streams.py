@@ -13,9 +13,9 @@ from fake_api import FakeZenGRC
 from tap_helpers import MOCK_BASE, last_state, load_fixture, records, sync
 
 from harborline_singer_shared.retry import ManualClock, RetriesExhaustedError
-from tap_zengrc.client import normalize_api_url, parse_datetime
-from tap_zengrc.streams import STREAM_TYPES
-from tap_zengrc.tap import TapZenGRC
+from harborline_tap_zengrc.client import normalize_api_url, parse_datetime
+from harborline_tap_zengrc.streams import STREAM_TYPES
+from harborline_tap_zengrc.tap import TapZenGRC
 
 REQUIRED_STREAMS = {
     "assessments",

@@ -53,7 +53,7 @@ REGIONS = ["EMEA", "AMER", "APAC"]
 def generate(path: Path, csv_path: Path, rows: int, *, upsert: bool, seed: int = 7) -> int:
     """Write the Singer stream and the same rows as CSV (for raw COPY); returns the number of distinct keys."""
     rng = random.Random(seed)
-    base = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
+    base = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
     next_id = 1
     with path.open("w") as out, csv_path.open("w", newline="") as cout:
         writer = csv.writer(cout)

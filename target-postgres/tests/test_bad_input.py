@@ -1,4 +1,4 @@
-"""Bad and hostile input through the real CLI (`python -m target_postgres --config file`, input on stdin).
+"""Bad and hostile input through the real CLI (`python -m harborline_target_postgres --config file`, input on stdin).
 
 Error cases: non-zero exit, exactly one clear error line in stderr naming the stream (and `input line N`), no Python
 traceback, and the table holds exactly what was committed before. Hostile-but-valid input loads correctly.

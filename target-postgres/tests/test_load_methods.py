@@ -9,7 +9,7 @@ from contextlib import redirect_stdout
 import pytest
 from tp_helpers import record_msg, schema_msg, state_msg
 
-from target_postgres.sinks import TargetLoadError
+from harborline_target_postgres.sinks import TargetLoadError
 
 KEYED = schema_msg("k", {"id": {"type": "integer"}, "v": {"type": "string"}}, ["id"])
 UNKEYED = schema_msg("k", {"id": {"type": "integer"}, "v": {"type": "string"}})

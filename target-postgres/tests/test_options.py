@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from tp_helpers import record_msg, schema_msg
 
-from target_postgres.sinks import TargetLoadError
+from harborline_target_postgres.sinks import TargetLoadError
 
 PROPS = {
     "id": {"type": "integer"},
@@ -33,7 +33,7 @@ EXPECTED = {
     "n": Decimal("0.1"),
     "s": "tab\there",
     "b": False,
-    "d": datetime.datetime(2024, 1, 1, 8, tzinfo=datetime.timezone.utc),
+    "d": datetime.datetime(2024, 1, 1, 8, tzinfo=datetime.UTC),
     "j": {"a": [1, None]},
     "u": "5",
 }
@@ -76,5 +76,5 @@ def test_record_metadata_columns(db):
     assert {"_sdc_extracted_at", "_sdc_received_at", "_sdc_batched_at", "_sdc_deleted_at"} <= set(columns)
     row = db.dicts("m")[0]
     assert row["id"] == 1
-    assert row["_sdc_extracted_at"] == datetime.datetime(2024, 5, 6, 7, 8, 9, tzinfo=datetime.timezone.utc)
+    assert row["_sdc_extracted_at"] == datetime.datetime(2024, 5, 6, 7, 8, 9, tzinfo=datetime.UTC)
     assert row["_sdc_deleted_at"] is None

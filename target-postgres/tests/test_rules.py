@@ -11,7 +11,7 @@ from singer_sdk.exceptions import ConfigValidationError
 from tp_helpers import new_schema, record_msg, schema_msg
 
 from harborline_singer_shared.rules import IncompatibleSchemaChangeError
-from target_postgres.target import TargetPostgres
+from harborline_target_postgres.target import TargetPostgres
 
 # -- schema per tap, table per stream ------------------------------------------------------------------------------
 
@@ -222,8 +222,8 @@ WIDENINGS = [
         {"type": "string", "format": "date-time"},
         "2024-01-03T04:05:06+01:00",
         "timestamp with time zone",
-        datetime.datetime(2024, 1, 2, tzinfo=datetime.timezone.utc),
-        datetime.datetime(2024, 1, 3, 3, 5, 6, tzinfo=datetime.timezone.utc),
+        datetime.datetime(2024, 1, 2, tzinfo=datetime.UTC),
+        datetime.datetime(2024, 1, 3, 3, 5, 6, tzinfo=datetime.UTC),
     ),
     (
         {"type": "string", "format": "date-time"},
@@ -324,7 +324,7 @@ def test_timestamp_column_setting(db):
     assert "__loaded_at" not in columns
     assert columns["_etl_loaded"] == "timestamp with time zone"
     (loaded,) = db.rows("ts", "_etl_loaded")[0]
-    assert abs((datetime.datetime.now(datetime.timezone.utc) - loaded).total_seconds()) < 60
+    assert abs((datetime.datetime.now(datetime.UTC) - loaded).total_seconds()) < 60
 
 
 def test_every_row_has_loaded_at(db):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from singer_sdk.testing import get_target_test_class
 from tp_helpers import base_config, new_database
 
-from target_postgres.target import TargetPostgres
+from harborline_target_postgres.target import TargetPostgres
 
 TestTargetPostgresStandard = get_target_test_class(
     TargetPostgres,

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from tp_helpers import record_msg, schema_msg
 
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 
 
 def test_scalar_type_mapping_and_values(db):

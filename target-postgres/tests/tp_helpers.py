@@ -20,7 +20,7 @@ from typing import Any
 import psycopg2
 
 from harborline_singer_shared.testing.postgres import PostgresServer
-from target_postgres.target import TargetPostgres
+from harborline_target_postgres.target import TargetPostgres
 
 SERVER = PostgresServer().start()  # stopped by its atexit hook
 _DATABASES: dict[str, str] = {}
@@ -213,7 +213,7 @@ class Db:
 
 
 def cli_argv() -> list[str]:
-    return [sys.executable, "-m", "target_postgres"]
+    return [sys.executable, "-m", "harborline_target_postgres"]
 
 
 def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -21,8 +21,7 @@ from requests.structures import CaseInsensitiveDict
 
 if TYPE_CHECKING:
     from types import TracebackType
-
-    from typing_extensions import Self
+    from typing import Self
 
 __all__ = [
     "Body",

@@ -46,8 +46,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 if TYPE_CHECKING:
     from types import TracebackType
-
-    from typing_extensions import Self
+    from typing import Self
 
 __all__ = [
     "BACKEND_ENV_VAR",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from singer_sdk import Tap
@@ -14,8 +14,8 @@ from singer_sdk.singerlib import StateMessage
 from harborline_singer_shared.plugin import HarborlinePluginMixin
 from harborline_singer_shared.pseudonymize import PSEUDONYMIZATION_SETTINGS
 from harborline_singer_shared.retry import RETRY_SETTINGS
-from tap_thoughtindustries.client import EPOCH_MS, ISO8601
-from tap_thoughtindustries.streams import CURSOR_STREAMS, EVENT_STREAMS
+from harborline_tap_thoughtindustries.client import EPOCH_MS, ISO8601
+from harborline_tap_thoughtindustries.streams import CURSOR_STREAMS, EVENT_STREAMS
 
 if TYPE_CHECKING:
     from singer_sdk.singerlib import Message
@@ -50,6 +50,8 @@ class TapThoughtIndustries(HarborlinePluginMixin, Tap):
     """Singer tap for the Thought Industries "incoming" REST API (events and resources)."""
 
     name = "tap-thoughtindustries"
+    #: The distribution, so `--about` and `--version` report its version (the SDK looks up `name` otherwise).
+    package_name = "harborline-tap-thoughtindustries"
     message_writer_class = BufferedMsgSpecWriter
 
     config_jsonschema = th.PropertiesList(
@@ -119,7 +121,7 @@ class TapThoughtIndustries(HarborlinePluginMixin, Tap):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         #: One "now" for every stream, so all event streams stop at the same instant.
-        self.started_at = datetime.now(timezone.utc)
+        self.started_at = datetime.now(UTC)
 
     def discover_streams(self) -> list[Stream]:
         """Return one instance of every stream."""

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 from singer_sdk import typing as th
 
-from tap_zengrc.client import ZenGRCStream
+from harborline_tap_zengrc.client import ZenGRCStream
 
 OBJECT_REF = th.ObjectType(
     th.Property("id", th.IntegerType, description="Id of the referenced object."),

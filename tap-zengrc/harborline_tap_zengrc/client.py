@@ -10,7 +10,7 @@ after the bookmark. Retrying, timeouts, auth errors and pseudonymization come fr
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -49,7 +49,7 @@ def normalize_api_url(api_url: str) -> str:
 
 def canonical_datetime(value: datetime) -> str:
     """Return the fixed-width UTC text used for the replication key and bookmarks."""
-    return value.astimezone(timezone.utc).strftime(CANONICAL_FORMAT)
+    return value.astimezone(UTC).strftime(CANONICAL_FORMAT)
 
 
 class ZenGRCStream(PseudonymizedStreamMixin, HarborlineRESTStream):
@@ -97,7 +97,7 @@ class ZenGRCStream(PseudonymizedStreamMixin, HarborlineRESTStream):
         """Read every page; remember where the client-side ``updated_at`` filter starts."""
         start = self.get_starting_timestamp(context)
         if start is not None and start.tzinfo is None:
-            start = start.replace(tzinfo=timezone.utc)
+            start = start.replace(tzinfo=UTC)
         self._filter_start = start
         if start is not None:
             self.logger.info(

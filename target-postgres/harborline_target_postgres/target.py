@@ -24,8 +24,8 @@ from harborline_singer_shared.plugin import HarborlinePluginMixin
 from harborline_singer_shared.pseudonymize import PSEUDONYMIZATION_SETTINGS, Pseudonymizer
 from harborline_singer_shared.rules import IncompatibleSchemaChangeError, NameAllocator
 from harborline_singer_shared.rules.plan import MissingKeyColumnError
-from target_postgres import connector
-from target_postgres.sinks import PostgresSink, TargetLoadError
+from harborline_target_postgres import connector
+from harborline_target_postgres.sinks import PostgresSink, TargetLoadError
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.capabilities import CapabilitiesEnum
@@ -176,6 +176,8 @@ class TargetPostgres(HarborlinePluginMixin, Target):
     """Load Singer streams into PostgreSQL: COPY-speed, upserts, schema evolution, STATE only after commit."""
 
     name = "target-postgres"
+    #: The distribution, so `--about` and `--version` report its version (the SDK looks up `name` otherwise).
+    package_name = "harborline-target-postgres"
     clear_errors = (*HarborlinePluginMixin.clear_errors, *CLEAR_ERRORS)
     default_sink_class = PostgresSink
     message_reader_class = LineReader

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from singer_sdk import singerlib as singer
@@ -50,13 +50,13 @@ _ONE_MS = timedelta(milliseconds=1)
 
 def to_epoch_ms(value: datetime) -> int:
     """Return integer epoch milliseconds of a timezone-aware datetime (exact, no float error)."""
-    delta = value - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    delta = value - datetime(1970, 1, 1, tzinfo=UTC)
     return delta // _ONE_MS
 
 
 def from_epoch_ms(value: int) -> datetime:
     """Return the UTC datetime of integer epoch milliseconds."""
-    return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(milliseconds=value)
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=value)
 
 
 def parse_timestamp_ms(value: Any) -> int | None:
@@ -424,7 +424,7 @@ class EventStream(ThoughtIndustriesStream):
 
         A bookmark in the future would skip every event that happens before that moment.
         """
-        now: datetime = getattr(self._tap, "started_at", None) or datetime.now(timezone.utc)
+        now: datetime = getattr(self._tap, "started_at", None) or datetime.now(UTC)
         raw = self.config.get("end_date")
         if not raw:
             return now

@@ -35,13 +35,13 @@ from harborline_singer_shared.rules import (
     make_getter,
     plan_table,
 )
-from target_postgres import connector
-from target_postgres.connector import quote
+from harborline_target_postgres import connector
+from harborline_target_postgres.connector import quote
 
 if TYPE_CHECKING:
     from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
-    from target_postgres.target import TargetPostgres
+    from harborline_target_postgres.target import TargetPostgres
 
 SEQ_COLUMN = "__harborline_seq"
 #: Below every integer key: the key watermark of an empty table.

@@ -12,11 +12,11 @@ from harborline_singer_shared.http import RATE_LIMIT_SETTINGS
 from harborline_singer_shared.plugin import HarborlinePluginMixin
 from harborline_singer_shared.pseudonymize import PSEUDONYMIZATION_SETTINGS
 from harborline_singer_shared.retry import RETRY_SETTINGS
-from tap_zengrc.client import DEFAULT_PAGE_SIZE_PARAMETER
-from tap_zengrc.streams import STREAM_TYPES
+from harborline_tap_zengrc.client import DEFAULT_PAGE_SIZE_PARAMETER
+from harborline_tap_zengrc.streams import STREAM_TYPES
 
 if TYPE_CHECKING:
-    from tap_zengrc.client import ZenGRCStream
+    from harborline_tap_zengrc.client import ZenGRCStream
 
 #: Environment variables read for a credential the config does not set, in order. The
 #: ``TAP_ZENGRC_*`` names are the SDK's convention; ``ZENGRC_*`` are the names GitLab's
@@ -31,6 +31,8 @@ class TapZenGRC(HarborlinePluginMixin, Tap):
     """Singer tap for the ZenGRC REST API v2."""
 
     name = "tap-zengrc"
+    #: The distribution, so `--about` and `--version` report its version (the SDK looks up `name` otherwise).
+    package_name = "harborline-tap-zengrc"
 
     config_jsonschema: ClassVar[dict[str, Any]] = th.PropertiesList(
         th.Property(

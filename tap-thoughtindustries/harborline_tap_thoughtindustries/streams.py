@@ -11,7 +11,7 @@ from typing import ClassVar
 
 from singer_sdk import typing as th
 
-from tap_thoughtindustries.client import CursorStream, EventStream
+from harborline_tap_thoughtindustries.client import CursorStream, EventStream
 
 # -- shared fragments -----------------------------------------------------------------------------
 

@@ -7,4 +7,7 @@ the next-link pagination); retrying, auth errors, pacing and pseudonymization co
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from importlib.metadata import version
+
+#: The one source of the version is pyproject.toml; this reads what was installed.
+__version__ = version("harborline-tap-zengrc")

@@ -1,7 +1,0 @@
-"""Allow ``python -m tap_zengrc``, so tests and debuggers need no installed console script."""
-
-from __future__ import annotations
-
-from tap_zengrc.tap import TapZenGRC
-
-TapZenGRC.cli()

@@ -1,3 +1,0 @@
-"""Singer target for PostgreSQL."""
-
-from __future__ import annotations
