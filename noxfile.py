@@ -47,8 +47,10 @@ def _import_name(pkg: str) -> str:
 
 
 def _sync(session: nox.Session, *args: str) -> None:
-    """Install exactly what uv.lock holds for `args` into the session's environment (workspace packages too,
-    non-editable: tests import the installed package, as a user would)."""
+    """Install exactly what uv.lock holds for `args` into the session's environment.
+
+    Workspace packages are installed non-editable: tests import the installed package, as a user would.
+    """
     session.run_install(
         "uv",
         "sync",
@@ -131,17 +133,18 @@ def tests_latest(session: nox.Session) -> None:
 
 @nox.session(tags=["ci"])
 def dist(session: nox.Session) -> None:
-    """Every sdist + wheel into dist/, checked: twine check, prefixed names, no local path in any metadata,
-    each version in its CHANGELOG."""
+    """Every sdist + wheel into dist/, checked (twine, prefixed names, no local paths, CHANGELOG versions)."""
     _sync(session, "--all-packages", "--group", "test", "--group", "dist")
     session.run("python", str(ROOT / "shared" / "scripts" / "release.py"), "build", str(ROOT / "dist"))
 
 
 @nox.session(tags=["ci"])
 def release(session: nox.Session) -> None:
-    """Install as a user would, away from this checkout: a wheelhouse built in a copy of the tree (then deleted)
-    installs offline into a fresh venv and loads data; each plugin folder's meltano.yml entry, copied into a
-    throwaway Meltano project, installs offline from it and runs."""
+    """Install as a user would, offline from a wheelhouse built in a deleted copy of the tree.
+
+    The wheelhouse installs into a fresh venv (--no-index) and loads data; each plugin folder's meltano.yml entry,
+    copied into a throwaway Meltano project, installs offline from it and runs.
+    """
     _sync(session, "--all-packages", "--group", "test", "--group", "dist", "--group", "meltano")
     session.run("python", str(ROOT / "shared" / "scripts" / "release.py"), "check", *session.posargs)
 
