@@ -228,8 +228,10 @@ def fresh_venv(path: Path) -> Path:
 
 
 def offline_install(venv: Path, wheelhouse: Path, *requirements: str | Path, cwd: Path | None = None) -> None:
-    """`pip install` from the wheelhouse only: nothing may come from an index, nor from the machine's own pip
-    configuration (a PIP_FIND_LINKS or pip.conf of the machine could hide a wheel missing from the wheelhouse)."""
+    """`pip install` from the wheelhouse only: nothing from an index, nor from the machine's pip configuration.
+
+    A PIP_FIND_LINKS or pip.conf of the machine could otherwise hide a wheel missing from the wheelhouse.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")} | {"PIP_CONFIG_FILE": os.devnull}
     argv = [venv / "bin" / "pip", "install", "--quiet", "--no-index", "--find-links", wheelhouse, *requirements]
     run(argv, cwd=cwd, env=env)
