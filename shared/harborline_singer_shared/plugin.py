@@ -9,18 +9,76 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
+import io
 import json
+import logging
 import os
 import sys
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from singer_sdk.exceptions import ConfigValidationError, FatalAPIError
 
+from harborline_singer_shared.dates import parse_datetime
+from harborline_singer_shared.pseudonymize import check_pseudonymize_at_startup
 from harborline_singer_shared.redaction import install_secret_redaction, secret_values_from_config
 
+if TYPE_CHECKING:
+    import click
 
-def raw_config(config: Any, env_prefix: str) -> dict[str, Any]:
-    """The settings as given (a dict, config file path(s)) plus `<PREFIX>*` variables, before any validation."""
+#: Settings whose misspelling would silently load personal data in clear: a near miss of one is an error.
+PRIVACY_SETTINGS = ("pseudonymize", "pseudonymization_key", "pseudonymization_key_version")
+#: How alike an unknown setting must be to a known one to be called a near miss (difflib ratio).
+NEAR_MISS = 0.75
+#: The SDK logs this before re-raising any error of a stream; the plugin's own one line follows, so it is dropped.
+_SDK_SYNC_ERROR = "An unhandled error occurred while syncing '%s'"
+
+
+def config_file_problem(path: str) -> str | None:
+    """What is wrong with a `--config` file, in words, or None when it holds a JSON object."""
+    file = Path(path)
+    if not file.exists():
+        return "does not exist"
+    if file.is_dir():
+        return "is a folder, not a file"
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        return "is not UTF-8 text"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    problem = json_object_problem(text, "settings")
+    if problem and problem.startswith("is not valid JSON") and file.suffix.lower() in {".yml", ".yaml"}:
+        problem += " (--config takes JSON, not YAML)"
+    return problem
+
+
+def json_object_problem(text: str, holding: str) -> str | None:
+    """What keeps `text` from being a JSON object (of `holding`), in words, or None."""
+    if not text.strip():
+        return "is empty"
+    try:
+        loaded = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return f"is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+    if not isinstance(loaded, dict):
+        return f"holds a JSON {type(loaded).__name__.replace('dict', 'object')}, not an object of {holding}"
+    return None
+
+
+class _DropSdkSyncError(logging.Filter):
+    """Drops the SDK's "An unhandled error occurred while syncing" line: the plugin reports the error once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg != _SDK_SYNC_ERROR
+
+
+def raw_config(config: Any, env_prefix: str | None) -> dict[str, Any]:
+    """The settings as given (a dict, config file path(s)) plus `<PREFIX>*` variables, before any validation.
+
+    With `env_prefix` None, only what was given: the settings a user wrote (and may have misspelt).
+    """
     merged: dict[str, Any] = {}
     sources = config if isinstance(config, (list, tuple)) else [config]
     for source in sources:
@@ -32,7 +90,7 @@ def raw_config(config: Any, env_prefix: str) -> dict[str, Any]:
                 if isinstance(loaded, dict):
                     merged.update(loaded)
     for name, value in os.environ.items():
-        if name.startswith(env_prefix):
+        if env_prefix is not None and name.startswith(env_prefix):
             merged.setdefault(name.removeprefix(env_prefix).lower(), value)
     return merged
 
@@ -58,10 +116,75 @@ class HarborlinePluginMixin:
             secret_values_from_config(self.config, self.config_jsonschema),  # type: ignore[attr-defined]
             self.logger,  # type: ignore[attr-defined]
         )
+        # Everything a user can get wrong in the config is found here, before any request or any output.
+        given = raw_config(kwargs.get("config", args[0] if args else None), env_prefix=None)
+        self._check_unknown_settings(given)
+        self._check_date_settings()
+        streams = getattr(self, "streams", None)  # a Tap: its streams are discovered by now
+        if isinstance(streams, dict):
+            check_pseudonymize_at_startup(self, streams)  # type: ignore[arg-type]
+            for stream in streams.values():
+                stream.logger.addFilter(_DropSdkSyncError())
+
+    def _check_unknown_settings(self, given: dict[str, Any]) -> None:
+        """Warn about a setting the plugin does not know, naming the closest known one; refuse a privacy near miss.
+
+        A misspelt `pseudonymise` would otherwise be ignored and personal data loaded in clear, with exit code 0.
+        """
+        known = set(self.config_jsonschema.get("properties", {}))  # type: ignore[attr-defined]
+        for name in sorted(set(given) - known):
+            close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=NEAR_MISS)
+            if close and close[0] in PRIVACY_SETTINGS:
+                msg = (
+                    f"Unknown setting '{name}': did you mean '{close[0]}'? A misspelt privacy setting is refused, "
+                    "so that personal data is never loaded in clear by mistake."
+                )
+                raise ConfigValidationError(msg)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            self.logger.warning("Unknown setting '%s' is ignored%s.", name, hint)  # type: ignore[attr-defined]
+
+    def _check_date_settings(self) -> None:
+        """Date and date-time settings parse at start-up (the SDK's schema check does not look at formats)."""
+        properties = self.config_jsonschema.get("properties", {})  # type: ignore[attr-defined]
+        for name, prop in properties.items():
+            value = self.config.get(name)  # type: ignore[attr-defined]
+            if value is None or not isinstance(prop, dict) or prop.get("format") not in {"date-time", "date"}:
+                continue
+            if parse_datetime(value) is None:
+                msg = (
+                    f"Setting '{name}' must be an ISO 8601 date or date-time such as 2024-01-31 or "
+                    f"2024-01-31T00:00:00Z, not {value!r}."
+                )
+                raise ConfigValidationError(msg)
+
+    @classmethod
+    def cb_config(cls, ctx: click.Context, param: click.Option, value: tuple[str, ...]) -> Any:
+        """Read `--config` files; a missing or malformed file is one line naming it, not a traceback."""
+        for path in value:
+            if path == "ENV":
+                continue
+            problem = config_file_problem(path)
+            if problem is not None:
+                cls.logger.error("Config file '%s' %s.", path, problem)  # type: ignore[attr-defined]
+                ctx.exit(1)
+        return super().cb_config(ctx, param, value)  # type: ignore[misc]
 
     @classmethod
     def invoke(cls, *args: Any, **kwargs: Any) -> Any:
         """Run the SDK's CLI entry point; report a clear error as one line and exit 1."""
+        for option, holding in (("state", "bookmarks"), ("catalog", "streams")):
+            handle = kwargs.get(option)
+            if handle is None:
+                continue
+            # The SDK parses these files without a word about which one failed: an empty state file (a first
+            # run's `tail -1 > state.json` of nothing) would be a traceback.
+            text = handle.read()
+            problem = json_object_problem(text, holding)
+            if problem is not None:
+                name = getattr(handle, "name", f"--{option}")
+                cls.logger.error("%s file '%s' %s.", option.capitalize(), name, problem)  # type: ignore[attr-defined]
+                sys.exit(1)
+            kwargs[option] = io.StringIO(text)
         try:
             return super().invoke(*args, **kwargs)  # type: ignore[misc]
         except cls.clear_errors as exc:

@@ -89,12 +89,15 @@ __all__ = [
     "DEFAULT_KEY_VERSION",
     "KEY_ENV_VAR",
     "MIN_KEY_BYTES",
+    "OPT_OUT_HINT",
     "PSEUDONYMIZATION_SETTINGS",
     "TOKEN_PREFIX",
     "PseudonymizedStreamMixin",
     "Pseudonymizer",
+    "check_pseudonymize_at_startup",
     "is_token",
     "normalize_value",
+    "pseudonymization_settings",
     "pseudonymizer_for_plugin",
 ]
 
@@ -121,33 +124,59 @@ _CACHE_ATTR = "_harborline_pseudonymizer"
 _SCHEMA_CACHE_ATTR = "_harborline_pseudonymized_schema"
 _SCHEMA_SOURCE_ATTR = "_harborline_schema_source"
 
-PSEUDONYMIZATION_SETTINGS = th.PropertiesList(
-    th.Property(
-        "pseudonymize",
-        th.ObjectType(additional_properties=th.ArrayType(th.StringType)),
-        description=(
-            "Fields to replace by keyed HMAC-SHA256 tokens, per stream: "
-            '{"users": ["email", "address.phone"], "*": ["email"]}. Dots address nested fields; '
-            '"*" means every stream that has the field.'
+OPT_OUT_HINT = "or opt out of pseudonymization with `pseudonymize: {}`"
+
+
+def pseudonymization_settings(personal_data: Mapping[str, Sequence[str]] | None = None) -> th.PropertiesList:
+    """The settings fragment; a tap passes its personal-data fields, which are pseudonymized unless configured.
+
+    Private by default: with no `pseudonymize` in the config the tap pseudonymizes `personal_data` (and stops at
+    start-up without a key); a `pseudonymize` value replaces the default; `pseudonymize: {}` is the opt-out.
+    """
+    description = (
+        "Fields to replace by keyed HMAC-SHA256 tokens, per stream: "
+        '{"users": ["email", "address.phone"], "*": ["email"]}. Dots address nested fields; '
+        '"*" means every stream that has the field.'
+    )
+    extra: dict[str, Any] = {}
+    if personal_data:
+        description += (
+            " Unset: the tap's personal-data fields (this default) are pseudonymized, and a key is required; "
+            "a value replaces the default; {} turns pseudonymization off."
+        )
+        extra["default"] = {stream: list(paths) for stream, paths in personal_data.items()}
+    return th.PropertiesList(
+        th.Property(
+            "pseudonymize",
+            th.ObjectType(additional_properties=th.ArrayType(th.StringType)),
+            description=description,
+            **extra,
         ),
-    ),
-    th.Property(
-        "pseudonymization_key",
-        th.StringType,
-        secret=True,
-        description=(
-            "Secret HMAC key (at least 16 bytes). Use the same key in every tap and target so "
-            f"tokens join. Falls back to the {KEY_ENV_VAR} environment variable."
+        th.Property(
+            "pseudonymization_key",
+            th.StringType,
+            secret=True,
+            description=(
+                "Secret HMAC key (at least 16 bytes). Use the same key in every tap and target so "
+                f"tokens join. Falls back to the {KEY_ENV_VAR} environment variable."
+            ),
         ),
-    ),
-    th.Property(
-        "pseudonymization_key_version",
-        th.StringType(pattern=r"^[A-Za-z0-9_-]{1,16}$"),
-        default=DEFAULT_KEY_VERSION,
-        description="Label of the key, written into every token so keys can rotate.",
-    ),
-)
-"""Settings fragment for every plugin: ``PropertiesList(..., *PSEUDONYMIZATION_SETTINGS)``."""
+        th.Property(
+            "pseudonymization_key_version",
+            th.StringType(pattern=r"^[A-Za-z0-9_-]{1,16}$"),
+            default=DEFAULT_KEY_VERSION,
+            description="Label of the key, written into every token so keys can rotate.",
+        ),
+    )
+
+
+PSEUDONYMIZATION_SETTINGS = pseudonymization_settings()
+"""Settings fragment with nothing pseudonymized by default, for targets.
+
+Use: ``PropertiesList(..., *PSEUDONYMIZATION_SETTINGS)``.
+
+Taps use ``pseudonymization_settings(PERSONAL_DATA_FIELDS)`` instead, so their personal data is private by default.
+"""
 
 
 def is_token(value: object) -> bool:
@@ -335,16 +364,22 @@ class Pseudonymizer:
         self._paths = _parse_paths(paths or {})
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> Pseudonymizer | None:
+    def from_config(
+        cls, config: Mapping[str, Any], default: Mapping[str, Sequence[str]] | None = None
+    ) -> Pseudonymizer | None:
         """Build from plugin settings; ``None`` when nothing is configured to pseudonymize.
 
-        The key comes from ``pseudonymization_key`` or else ``HARBORLINE_PSEUDONYMIZATION_KEY``.
+        ``default`` (a tap's personal-data fields) applies when the config has no ``pseudonymize`` key at all; an
+        explicit ``{}`` opts out. The key comes from ``pseudonymization_key`` or else
+        ``HARBORLINE_PSEUDONYMIZATION_KEY``.
 
         Raises:
-            ConfigValidationError: ``pseudonymize`` is set but no usable key or version exists,
+            ConfigValidationError: fields are to be pseudonymized but no usable key or version exists,
                 or the setting is malformed. Raised at start-up so no clear data is ever written.
         """
-        raw = config.get("pseudonymize")
+        # The SDK fills a schema default into the config while validating it, so the default arrives either way.
+        raw = config.get("pseudonymize", default)
+        from_default = default is not None and raw == default
         if not raw:
             return None
         paths = _parse_paths(raw)
@@ -352,9 +387,14 @@ class Pseudonymizer:
             return None
         key = _resolve_key(config)
         if key is None:
+            what = (
+                "This tap pseudonymizes its personal-data fields by default (the default of 'pseudonymize'), "
+                if from_default
+                else "Setting 'pseudonymize' is set, "
+            )
             raise ConfigValidationError(
-                "Setting 'pseudonymize' is set but no key was found: set 'pseudonymization_key' "
-                f"or the environment variable {KEY_ENV_VAR}.",
+                f"{what}but no key was found: set 'pseudonymization_key' or the environment variable "
+                f"{KEY_ENV_VAR}, {OPT_OUT_HINT}.",
             )
         version = config.get("pseudonymization_key_version") or DEFAULT_KEY_VERSION
         return cls(key, key_version=version, paths=raw)
@@ -363,6 +403,10 @@ class Pseudonymizer:
     def key_version(self) -> str:
         """The key label written into every token."""
         return self._key_version
+
+    def has_path(self, schema: Mapping[str, Any], path: tuple[str, ...]) -> bool:
+        """Whether the schema declares the field at ``path`` (through nested objects and arrays)."""
+        return self._replace_leaf_schema(copy.deepcopy(dict(schema)), path)
 
     @property
     def stream_names(self) -> list[str]:
@@ -388,6 +432,10 @@ class Pseudonymizer:
         mac.update(normalize_value(value).encode("utf-8"))
         digest = base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode("ascii")
         return self._prefix + digest
+
+    def own_paths(self, stream_name: str) -> list[tuple[str, ...]]:
+        """Paths configured for ``stream_name`` by name (not through ``"*"``)."""
+        return list(self._paths.get(stream_name, [])) if stream_name != ALL_STREAMS else []
 
     def paths_for(self, stream_name: str) -> list[tuple[str, ...]]:
         """Paths to pseudonymize in ``stream_name``: its own, then those configured for ``"*"``."""
@@ -486,7 +534,7 @@ def pseudonymizer_for_plugin(plugin: PluginBase) -> Pseudonymizer | None:
     if not isinstance(cached, _Unset):
         return cached  # type: ignore[no-any-return]
     config = plugin.config
-    pseudonymizer = Pseudonymizer.from_config(config)
+    pseudonymizer = Pseudonymizer.from_config(config, default=getattr(plugin, "personal_data_fields", None))
     if pseudonymizer is not None:
         install_secret_redaction([_resolve_key(config)], plugin.logger)
     plugin.__dict__[_CACHE_ATTR] = pseudonymizer
@@ -579,3 +627,37 @@ class PseudonymizedStreamMixin(_StreamBase):
         if processed is None or pseudonymizer is None:
             return processed
         return pseudonymizer.transform_record(self.name, processed)
+
+
+def check_pseudonymize_at_startup(tap: PluginBase, streams: Mapping[str, Stream]) -> None:
+    """Every stream and field the tap's ``pseudonymize`` names exists: found at start-up, before any request.
+
+    A typo would otherwise leave that field in clear (or fail only when the stream starts, after other output).
+    A ``"*"`` field must exist in at least one stream.
+
+    Raises:
+        ConfigValidationError: naming the stream or field that does not exist, or a missing key.
+    """
+    pseudonymizer = pseudonymizer_for_plugin(tap)
+    if pseudonymizer is None:
+        return
+    unknown = sorted(set(pseudonymizer.stream_names) - set(streams) - {ALL_STREAMS})
+    if unknown:
+        raise ConfigValidationError(
+            f"Setting 'pseudonymize' names stream(s) {', '.join(repr(u) for u in unknown)}, which this tap does "
+            f"not have (its streams: {', '.join(sorted(streams))}).",
+        )
+    schemas = {name: stream.schema for name, stream in streams.items()}
+    for name, schema in schemas.items():
+        missing = [p for p in pseudonymizer.own_paths(name) if not pseudonymizer.has_path(schema, p)]
+        if missing:
+            raise ConfigValidationError(
+                f"Setting 'pseudonymize' names field '{'.'.join(missing[0])}' for stream '{name}', but the "
+                "stream's schema has no such field.",
+            )
+    for path in pseudonymizer.paths_for(ALL_STREAMS):
+        if not any(pseudonymizer.has_path(schema, path) for schema in schemas.values()):
+            raise ConfigValidationError(
+                f"Setting 'pseudonymize' names field '{'.'.join(path)}' for every stream (\"*\"), but no stream "
+                "of this tap has such a field.",
+            )

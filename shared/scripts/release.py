@@ -248,10 +248,22 @@ def check_about(venv: Path, script: str) -> None:
     log(f"{script} --about: {about['name']} {about['version']}, {len(about['settings']['properties'])} settings")
 
 
+def readme_block(name: str) -> str:
+    """The fenced code between `<!-- name:start -->` and `<!-- name:end -->` in the root README."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text[text.index(f"<!-- {name}:start -->") : text.index(f"<!-- {name}:end -->")]
+    return block.split("```bash\n", 1)[1].split("```", 1)[0]
+
+
 def load_demo_stream(venv: Path, workdir: Path) -> None:
-    """tap-zengrc | target-postgres, both from the fresh venv, into a throwaway PostgreSQL; rows counted."""
+    """The README's hand-run recipe, verbatim, with the fresh venv's CLIs: twice, as a first and a later run.
+
+    tap-zengrc reads a fake ZenGRC API and target-postgres loads a throwaway PostgreSQL; rows are counted after each
+    run, and the second run starts from the state the first one kept.
+    """
     args = meltano_e2e.parse_args([])
     expected = meltano_e2e.expected_zengrc(args)
+    recipe = readme_block("hand-run")
     with contextlib.ExitStack() as stack:
         server = stack.enter_context(PostgresServer())
         server.create_database(meltano_e2e.DATABASE)
@@ -272,30 +284,24 @@ def load_demo_stream(venv: Path, workdir: Path) -> None:
         }
         target_config = {k: connect[k] for k in ("host", "port", "user", "password") if k in connect}
         target_config |= {"database": meltano_e2e.DATABASE, "default_target_schema": expected.schema}
-        (workdir / "tap.json").write_text(json.dumps(tap_config))
-        (workdir / "target.json").write_text(json.dumps(target_config))
+        rundir = workdir / "hand-run"
+        rundir.mkdir()
+        (rundir / "tap.json").write_text(json.dumps(tap_config))
+        (rundir / "target.json").write_text(json.dumps(target_config))
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TAP_", "TARGET_", "MELTANO_", "ZENGRC_"))}
-        with (workdir / "tap.log").open("w") as tap_log, (workdir / "target.log").open("w") as target_log:
-            tap = subprocess.Popen(
-                [venv / "bin" / TAP, "--config", workdir / "tap.json"], stdout=subprocess.PIPE, stderr=tap_log, env=env
+        env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+        for run_number in (1, 2):
+            result = subprocess.run(
+                ["bash", "-c", recipe], cwd=rundir, env=env, capture_output=True, text=True, check=False
             )
-            target = subprocess.run(
-                [venv / "bin" / TARGET, "--config", workdir / "target.json"],
-                stdin=tap.stdout,
-                stdout=subprocess.PIPE,
-                stderr=target_log,
-                env=env,
-                check=False,
+            if result.returncode:
+                raise ReleaseError(f"the README's hand-run recipe failed on run {run_number}:\n{result.stderr[-3000:]}")
+            state = json.loads((rundir / "state.json").read_text())
+            if not state.get("bookmarks"):
+                raise ReleaseError(f"run {run_number} of the README's recipe kept no bookmarks: {state}")
+            meltano_e2e.check_counts(
+                expected, meltano_e2e.snapshot(server, expected.schema), f"README hand-run recipe, run {run_number}"
             )
-            tap_status = tap.wait()
-        if tap_status or target.returncode:
-            raise ReleaseError(
-                f"{TAP} | {TARGET} exited {tap_status} | {target.returncode}:\n"
-                f"{meltano_e2e.tail(workdir / 'tap.log')}\n{meltano_e2e.tail(workdir / 'target.log')}"
-            )
-        if b'"bookmarks"' not in target.stdout:
-            raise ReleaseError(f"{TARGET} printed no final STATE: {target.stdout[-500:]!r}")
-        meltano_e2e.check_counts(expected, meltano_e2e.snapshot(server, expected.schema), f"{TAP} | {TARGET}")
 
 
 def check(*, keep: bool) -> None:

@@ -446,9 +446,9 @@ def test_pseudonymizer_built_once_per_tap(capsys, monkeypatch):
     calls = []
     original = Pseudonymizer.from_config.__func__
 
-    def counting(cls, config):
+    def counting(cls, config, default=None):
         calls.append(1)
-        return original(cls, config)
+        return original(cls, config, default)
 
     monkeypatch.setattr(Pseudonymizer, "from_config", classmethod(counting))
     tap, _ = run_sync(capsys, CONFIG)

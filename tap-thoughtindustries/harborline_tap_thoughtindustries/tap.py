@@ -12,10 +12,10 @@ from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.singerlib import StateMessage
 
 from harborline_singer_shared.plugin import HarborlinePluginMixin
-from harborline_singer_shared.pseudonymize import PSEUDONYMIZATION_SETTINGS
+from harborline_singer_shared.pseudonymize import pseudonymization_settings
 from harborline_singer_shared.retry import RETRY_SETTINGS
 from harborline_tap_thoughtindustries.client import EPOCH_MS, ISO8601
-from harborline_tap_thoughtindustries.streams import CURSOR_STREAMS, EVENT_STREAMS
+from harborline_tap_thoughtindustries.streams import CURSOR_STREAMS, EVENT_STREAMS, PERSONAL_DATA_FIELDS
 
 if TYPE_CHECKING:
     from singer_sdk.singerlib import Message
@@ -52,6 +52,8 @@ class TapThoughtIndustries(HarborlinePluginMixin, Tap):
     name = "tap-thoughtindustries"
     #: The distribution, so `--about` and `--version` report its version (the SDK looks up `name` otherwise).
     package_name = "harborline-tap-thoughtindustries"
+    #: Pseudonymized unless the config says otherwise (`pseudonymize: {}` opts out): private by default.
+    personal_data_fields = PERSONAL_DATA_FIELDS
     message_writer_class = BufferedMsgSpecWriter
 
     config_jsonschema = th.PropertiesList(
@@ -115,7 +117,7 @@ class TapThoughtIndustries(HarborlinePluginMixin, Tap):
             ),
         ),
         *RETRY_SETTINGS,
-        *PSEUDONYMIZATION_SETTINGS,
+        *pseudonymization_settings(PERSONAL_DATA_FIELDS),
     ).to_dict()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

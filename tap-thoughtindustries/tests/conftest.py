@@ -23,6 +23,19 @@ from harborline_tap_thoughtindustries.tap import TapThoughtIndustries  # noqa: E
 FIXTURES = TESTS_DIR / "fixtures"
 
 
+#: The key every test runs with unless it says otherwise (not a secret: test data only).
+TEST_PSEUDONYMIZATION_KEY = "tap-thoughtindustries-tests-key-0123456789"
+
+
+@pytest.fixture(autouse=True)
+def _test_pseudonymization_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Personal-data fields are pseudonymized by default, which needs a key: a test key, never a developer's.
+
+    Tests of the keyless case remove it themselves.
+    """
+    monkeypatch.setenv("HARBORLINE_PSEUDONYMIZATION_KEY", TEST_PSEUDONYMIZATION_KEY)
+
+
 def load_fixture(name: str) -> Any:
     """A vendor-shaped JSON response from tests/fixtures."""
     return json.loads((FIXTURES / name).read_text(encoding="utf-8"))

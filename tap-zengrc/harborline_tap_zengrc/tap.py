@@ -10,10 +10,10 @@ from singer_sdk import typing as th
 
 from harborline_singer_shared.http import RATE_LIMIT_SETTINGS
 from harborline_singer_shared.plugin import HarborlinePluginMixin
-from harborline_singer_shared.pseudonymize import PSEUDONYMIZATION_SETTINGS
+from harborline_singer_shared.pseudonymize import pseudonymization_settings
 from harborline_singer_shared.retry import RETRY_SETTINGS
 from harborline_tap_zengrc.client import DEFAULT_PAGE_SIZE_PARAMETER
-from harborline_tap_zengrc.streams import STREAM_TYPES
+from harborline_tap_zengrc.streams import PERSONAL_DATA_FIELDS, STREAM_TYPES
 
 if TYPE_CHECKING:
     from harborline_tap_zengrc.client import ZenGRCStream
@@ -33,6 +33,8 @@ class TapZenGRC(HarborlinePluginMixin, Tap):
     name = "tap-zengrc"
     #: The distribution, so `--about` and `--version` report its version (the SDK looks up `name` otherwise).
     package_name = "harborline-tap-zengrc"
+    #: Pseudonymized unless the config says otherwise (`pseudonymize: {}` opts out): private by default.
+    personal_data_fields = PERSONAL_DATA_FIELDS
 
     config_jsonschema: ClassVar[dict[str, Any]] = th.PropertiesList(
         th.Property(
@@ -93,7 +95,7 @@ class TapZenGRC(HarborlinePluginMixin, Tap):
         ),
         *RETRY_SETTINGS,
         *RATE_LIMIT_SETTINGS,
-        *PSEUDONYMIZATION_SETTINGS,
+        *pseudonymization_settings(PERSONAL_DATA_FIELDS),
     ).to_dict()
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:

@@ -144,7 +144,8 @@ def test_pseudonymization_key_from_environment(
     assert all(TOKEN.match(p["email"]) for p in records(messages, "people"))
 
 
-def test_pseudonymize_without_a_key_fails_at_start() -> None:
+def test_pseudonymize_without_a_key_fails_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HARBORLINE_PSEUDONYMIZATION_KEY")
     with pytest.raises(ConfigValidationError, match="pseudonymization_key"):
         TapZenGRC(
             config={
