@@ -30,6 +30,8 @@ import contextlib
 import importlib.util
 import json
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -434,6 +436,34 @@ def check_state_store(meltano: Meltano, jobs: dict[str, Expected]) -> None:
     log(f"state store: {', '.join(sorted(jobs))} hold bookmarks for every incremental stream")
 
 
+def readme_meltano_commands(tap: str) -> list[list[str]]:
+    """The `meltano ...` lines of a tap README's marked block, placeholders (`<key id>`) filled with test words."""
+    text = (ROOT / tap / "README.md").read_text(encoding="utf-8")
+    block = text[text.index("<!-- meltano-commands:start -->") : text.index("<!-- meltano-commands:end -->")]
+    commands = []
+    for line in block.split("```bash\n", 1)[1].split("```", 1)[0].splitlines():
+        words = shlex.split(re.sub(r"<[^>]+>", "readme-placeholder", line), comments=True)
+        if words:
+            if words[0] != "meltano":
+                raise E2EError(f"{tap}/README.md: a line of the Meltano block is not a meltano command: {line!r}")
+            commands.append(words[1:])
+    return commands
+
+
+def check_readme_commands(meltano: Meltano) -> None:
+    """Each tap README's Meltano lines run as written in the project (after the runs: they change its settings)."""
+    settings_env = {k: v for k, v in meltano.env.items() if not k.startswith(("TAP_", "TARGET_"))}
+    readme = Meltano(meltano.executable, meltano.project, settings_env, meltano.logs)
+    for tap in TAPS:
+        commands = readme_meltano_commands(tap)
+        for number, words in enumerate(commands, 1):
+            readme(f"readme-{tap}-{number}", *words)
+        listed = readme(f"readme-{tap}-list", "config", "list", tap)
+        if "readme-placeholder" not in listed and "(redacted)" not in listed:
+            raise E2EError(f"{tap}/README.md: after its `meltano config set` lines, `config list` shows none of them")
+    log("the tap READMEs' Meltano commands run as written")
+
+
 def run_checks(args: argparse.Namespace, workdir: Path, stack: contextlib.ExitStack) -> None:
     """Everything between setting up and cleaning up."""
     ti_rows = expected_thoughtindustries(args)
@@ -482,6 +512,8 @@ def run_checks(args: argparse.Namespace, workdir: Path, stack: contextlib.ExitSt
         meltano(f"run2-{tap}", "run", tap, "target-postgres")
         check_second_run(expected, first[tap], snapshot(server, expected.schema, since=second_started))
     check_state_store(meltano, {f"{ENVIRONMENT}:{tap}-to-target-postgres": exp for tap, exp in jobs.items()})
+    if not args.wheelhouse:
+        check_readme_commands(meltano)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
