@@ -483,7 +483,7 @@ def test_long_name_collision_fallback_terminates_with_a_free_name():
         """
     )
     try:
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=10, check=False)
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     except subprocess.TimeoutExpired:
         pytest.fail("NameAllocator.assign never terminates when both candidates of a long name are taken")
     assert done.returncode == 0, done.stderr

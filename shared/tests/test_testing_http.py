@@ -108,18 +108,21 @@ def test_handler_exception_becomes_500_and_is_recorded(fixture_server):
 
 
 def test_slow_handler_does_not_block_other_routes(fixture_server):
-    release = threading.Event()
+    entered, release = threading.Event(), threading.Event()
 
     def slow(request):
-        release.wait(5)
+        entered.set()
+        release.wait(120)  # released by the test once /fast answered (the limit only ends a broken run)
         return 200, {}, "slow"
 
     fixture_server.add_route("GET", "/slow", slow)
     fixture_server.add_route("GET", "/fast", (200, {}, "fast"))
-    thread = threading.Thread(target=requests.get, args=(f"{fixture_server.url}/slow",), kwargs={"timeout": 10})
+    thread = threading.Thread(target=requests.get, args=(f"{fixture_server.url}/slow",), kwargs={"timeout": 180})
     thread.start()
     try:
-        assert requests.get(f"{fixture_server.url}/fast", timeout=2).text == "fast"
+        assert entered.wait(60), "/slow never reached its handler"
+        # /slow holds its answer until released, after this: a server that blocked on it would time out here.
+        assert requests.get(f"{fixture_server.url}/fast", timeout=60).text == "fast"
     finally:
         release.set()
         thread.join()

@@ -3,7 +3,6 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -31,7 +30,7 @@ def test_returns_the_url_and_stops_the_child(tmp_path: Path) -> None:
         assert url == "http://127.0.0.1:1234/api"
         pids = subprocess.run(["pgrep", "-f", str(script)], capture_output=True, text=True, check=False).stdout
         assert pids.strip()
-    time.sleep(0.2)
+    # Closing the stack stops the child and waits for it: it is gone the moment the `with` ends (no grace period).
     pids = subprocess.run(["pgrep", "-f", str(script)], capture_output=True, text=True, check=False).stdout
     assert not pids.strip()
 

@@ -31,6 +31,8 @@ import bisect
 import contextlib
 import json
 import random
+import select
+import socket
 import sys
 import threading
 import time
@@ -789,7 +791,10 @@ class FakeThoughtIndustries:
             self.scripted.append(Scripted(status, count, dict(headers or {}), body, path_contains=path_contains))
 
     def delay_next(self, seconds: float, *, count: int = 1, path_contains: str = "") -> None:
-        """Make the next ``count`` matching requests wait before answering (timeouts)."""
+        """Make the next ``count`` matching requests wait before answering (timeouts).
+
+        Each waits ``seconds``, or less if its client gives up first (closes the connection).
+        """
         with self._lock:
             self.scripted.append(Scripted(0, count, delay=seconds, path_contains=path_contains))
 
@@ -901,6 +906,24 @@ class FakeThoughtIndustries:
         ).encode()
 
 
+def hold_answer(connection: socket.socket, seconds: float) -> None:
+    """Wait `seconds` before answering, or less if the client gives up first (its timeout closed the connection).
+
+    A stalled answer thus lasts exactly as long as the client waits, however slow a loaded machine makes it: a test
+    of the client's timeout waits on the client giving up, not on a guess of how long that takes.
+    """
+    deadline = time.monotonic() + seconds
+    readable, _, _ = select.select([connection], [], [], seconds)
+    if not readable:
+        return  # held the whole time
+    try:
+        gone = connection.recv(1, socket.MSG_PEEK) == b""  # end of stream: the client closed the connection
+    except OSError:
+        gone = True  # reset by the client
+    if not gone:  # the client sent more (pipelining): hold the rest of the time
+        time.sleep(max(0.0, deadline - time.monotonic()))
+
+
 def _make_handler(api: FakeThoughtIndustries) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as a real API behind a load balancer
@@ -911,7 +934,7 @@ def _make_handler(api: FakeThoughtIndustries) -> type[BaseHTTPRequestHandler]:
             params = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
             status, headers, body, delay = api.handle(parts.path, params, self.headers.get("Authorization"))
             if delay:
-                time.sleep(delay)
+                hold_answer(self.connection, delay)
             try:
                 self.send_response(status)
                 if body:

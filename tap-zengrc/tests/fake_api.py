@@ -30,7 +30,9 @@ import base64
 import contextlib
 import json
 import random
+import select
 import signal
+import socket
 import sys
 import threading
 import time
@@ -285,7 +287,7 @@ class Fault:
     body: Any = None
     times: int = 1
     path: str | None = None
-    delay: float = 0.0
+    delay: float = 0.0  # hold the answer this long, or until the client gives up (closes the connection)
 
 
 @dataclass
@@ -318,6 +320,7 @@ class FakeZenGRC:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._serving = threading.local()  # per handler thread: the connection of the request being answered
         self.faults: deque[Fault] = deque()
         self.requests: list[RecordedRequest] = []
 
@@ -379,7 +382,11 @@ class FakeZenGRC:
         fault = self._take_fault(path)
         if fault is not None:
             if fault.delay:
-                time.sleep(fault.delay)
+                connection = getattr(self._serving, "connection", None)  # set by the handler of this request
+                if connection is None:
+                    time.sleep(fault.delay)
+                else:
+                    hold_answer(connection, fault.delay)
             return fault.status, fault.headers, fault.body
         if authorization != self._auth:
             return 401, {"WWW-Authenticate": 'Basic realm="api"'}, {"message": "Unauthorized"}
@@ -404,6 +411,24 @@ class FakeZenGRC:
             self.requests.append(request)
 
 
+def hold_answer(connection: socket.socket, seconds: float) -> None:
+    """Wait `seconds` before answering, or less if the client gives up first (its timeout closed the connection).
+
+    A stalled answer thus lasts exactly as long as the client waits, however slow a loaded machine makes it: a test
+    of the client's timeout waits on the client giving up, not on a guess of how long that takes.
+    """
+    deadline = time.monotonic() + seconds
+    readable, _, _ = select.select([connection], [], [], seconds)
+    if not readable:
+        return  # held the whole time
+    try:
+        gone = connection.recv(1, socket.MSG_PEEK) == b""  # end of stream: the client closed the connection
+    except OSError:
+        gone = True  # reset by the client
+    if not gone:  # the client sent more (pipelining): hold the rest of the time
+        time.sleep(max(0.0, deadline - time.monotonic()))
+
+
 class _Handler(BaseHTTPRequestHandler):
     fake: FakeZenGRC
     protocol_version = "HTTP/1.1"
@@ -415,6 +440,7 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         authorization = self.headers.get("Authorization")
+        self.fake._serving.connection = self.connection  # a fault's delay ends when this client leaves
         status, headers, body = self.fake.answer(parts.path, query, authorization)
         self.fake.record(RecordedRequest(parts.path, query, authorization is not None, status))
         data = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())

@@ -120,5 +120,5 @@ def test_fake_api_script_prints_its_base_url_first(tmp_path: Path) -> None:
         assert sum(1 for line in result.stdout.splitlines() if '"RECORD"' in line) == 3 * 11
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        process.wait(timeout=60)
     assert process.returncode == 0

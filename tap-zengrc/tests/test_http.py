@@ -88,9 +88,12 @@ def test_every_request_has_a_timeout_from_config(requests_mock: Any, mock_config
 
 
 def test_a_stalled_server_times_out_and_is_retried(fake_api: FakeZenGRC, fake_config: dict) -> None:
-    """A real socket: the first answer comes after the 1 s read timeout, the retry succeeds."""
-    fake_api.inject(Fault(status=200, body={"data": []}, delay=2.5, path="/api/v2/objectives"))
-    messages, _ = sync({**fake_config, "request_timeout": 1}, streams={"objectives"})
+    """A real socket: the first answer is held until the client's read timeout gave up on it, the retry succeeds."""
+    # Held for up to 120 s, far beyond the 5 s timeout, but only until the client closes the connection: the test
+    # waits on the client giving up, and the other requests keep a timeout a loaded machine can meet.
+    fake_api.inject(Fault(status=200, body={"data": []}, delay=120, path="/api/v2/objectives"))
+    assert fake_config["request_timeout"] == 5
+    messages, _ = sync(fake_config, streams={"objectives"})
     assert len(records(messages)) == 25
     assert len(fake_api.requests) >= 3  # the stalled attempt, then the three pages
 

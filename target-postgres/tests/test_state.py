@@ -16,13 +16,16 @@ SCHEMA_T = schema_msg("t", {"id": {"type": "integer"}}, [])
 
 
 class LiveTarget:
-    """The CLI as a subprocess whose stdout is read line by line while it runs."""
+    """The CLI as a subprocess whose stdout is read line by line while it runs.
 
-    def __init__(self, db, **overrides) -> None:
+    With `merge_stderr`, its log lines come down the same pipe as its STATE lines, in the order it wrote them (both
+    are flushed line by line): a log line then proves which STATE lines were written before it.
+    """
+
+    def __init__(self, db, *, merge_stderr: bool = False, **overrides) -> None:
         argv = [*cli_argv(), "--config", str(db.config_file(**overrides))]
-        self.proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env()
-        )
+        stderr = subprocess.STDOUT if merge_stderr else subprocess.PIPE
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=cli_env())
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.stderr = b""
         threading.Thread(target=self._read_stdout, daemon=True).start()
@@ -36,17 +39,37 @@ class LiveTarget:
         self.lines.put(None)
 
     def _read_stderr(self) -> None:
-        assert self.proc.stderr is not None
-        self.stderr = self.proc.stderr.read()
+        if self.proc.stderr is not None:
+            self.stderr = self.proc.stderr.read()
 
     def send(self, messages) -> None:
         assert self.proc.stdin is not None
         self.proc.stdin.write(lines_of(messages).encode())
         self.proc.stdin.flush()
 
+    def next_line(self, timeout: float) -> str | None:
+        """The next output line (None at the end of output); raises queue.Empty if none comes within `timeout`."""
+        return self.lines.get(timeout=timeout)
+
+    def lines_until(self, marker: str, timeout: float) -> list[str]:
+        """The output lines before the first one containing `marker` (each line may take up to `timeout`)."""
+        before: list[str] = []
+        while True:
+            try:
+                line = self.next_line(timeout)
+            except queue.Empty:
+                raise AssertionError(f"no {marker!r} in the output within {timeout:.0f} s; so far: {before}") from None
+            assert line is not None, f"the output ended before {marker!r}: {before}"
+            if marker in line:
+                return before
+            before.append(line)
+
     def next_state(self, timeout: float):
-        line = self.lines.get(timeout=timeout)
-        return None if line is None else json.loads(line)
+        """The next STATE line (log lines, when merged in, are skipped); None at the end of output."""
+        while (line := self.next_line(timeout)) is not None:
+            if line.startswith("{"):
+                return json.loads(line)
+        return None
 
     def send_all_and_close(self, messages) -> None:
         self.send(messages)
@@ -116,18 +139,17 @@ def test_failed_run_never_emits_the_state_after_uncommitted_records(db):
 
 
 def test_state_with_nothing_pending_is_emitted_right_away(db):
-    live = LiveTarget(db)
+    live = LiveTarget(db, merge_stderr=True)
     live.send([state_msg({"first": 1})])
-    assert live.next_state(timeout=30) == {"first": 1}  # stdin is still open: it was not held to the end
-    live.send([SCHEMA_S, record_msg("s", {"id": 1}), state_msg({"second": 2})])
-    # A record is pending (batch not full): its STATE must wait for the commit at the end of the input.
-    try:
-        early = live.next_state(timeout=1.5)
-    except queue.Empty:
-        early = None
-    assert early is None
+    assert live.next_state(timeout=60) == {"first": 1}  # stdin is still open: it was not held to the end
+    live.send([SCHEMA_S, record_msg("s", {"id": 1}), state_msg({"second": 2}), SCHEMA_T])
+    # A record is pending (batch not full): its STATE must wait for the commit at the end of the input. The target
+    # handles its input in order, so once it logs the creation of t's table (whose SCHEMA came after the STATE) it
+    # has handled that STATE; a STATE it wrote then would be on the shared pipe before this log line.
+    before_marker = live.lines_until(f"Created table {db.schema}.t", timeout=60)
+    assert [line for line in before_marker if line.startswith("{")] == []
     assert live.finish() == 0
-    assert live.next_state(timeout=5) == {"second": 2}
+    assert live.next_state(timeout=60) == {"second": 2}
     assert db.rows("s", "id") == [(1,)]
 
 
