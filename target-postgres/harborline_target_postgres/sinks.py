@@ -15,6 +15,7 @@ import decimal
 import itertools
 import queue
 import re
+import sys
 import threading
 import time
 from array import array
@@ -27,6 +28,7 @@ import psycopg2.extensions
 from singer_sdk.exceptions import ConfigValidationError, MissingKeyPropertiesError
 from singer_sdk.sinks import BatchSink
 
+from harborline_singer_shared.retry import RetryPolicy
 from harborline_singer_shared.rules import (
     ColumnPlan,
     ColumnType,
@@ -39,6 +41,8 @@ from harborline_target_postgres import connector
 from harborline_target_postgres.connector import quote
 
 if TYPE_CHECKING:
+    from types import TracebackType
+
     from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
     from harborline_target_postgres.target import TargetPostgres
@@ -635,6 +639,45 @@ class _QueueReader:
     readline = read
 
 
+_in_copy = threading.local()
+
+
+def _excepthook_quiet_during_copy() -> None:
+    """Keep psycopg2's own report of a COPY whose connection was lost out of the log.
+
+    When the connection dies during `copy_expert`, psycopg2 hands the error to `sys.excepthook` (the SDK's logs it at
+    ERROR level, with a traceback) and then raises it: the raised error is the one the sink reports or recovers from.
+    """
+    hook = sys.excepthook
+    if getattr(hook, "harborline_quiet_during_copy", False):
+        return
+
+    def excepthook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+        if not getattr(_in_copy, "active", False):
+            hook(kind, exc, tb)
+
+    excepthook.harborline_quiet_during_copy = True  # type: ignore[attr-defined]
+    sys.excepthook = excepthook
+
+
+@contextlib.contextmanager
+def _copying() -> Iterator[None]:
+    """Around a psycopg2 COPY in this thread (see `_excepthook_quiet_during_copy`)."""
+    _excepthook_quiet_during_copy()
+    _in_copy.active = True
+    try:
+        yield
+    except SystemError as exc:
+        # psycopg2 may report a lost connection mid-COPY as "returned a result with an exception set", the real
+        # error being its cause: raise that one, so it is recognised (and recovered from, or reported clearly).
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, psycopg2.Error):
+            raise cause from None
+        raise
+    finally:
+        _in_copy.active = False
+
+
 class CopyStream:
     """COPY ... FROM STDIN fed from this thread while the server consumes in another, with a bounded buffer."""
 
@@ -649,7 +692,7 @@ class CopyStream:
     def _run(self) -> None:
         reader = _QueueReader(self._q)
         try:
-            with self._conn.cursor() as cur:
+            with _copying(), self._conn.cursor() as cur:
                 cur.copy_expert(self._sql, reader, size=1 << 20)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the producer thread
             self.error = exc
@@ -687,18 +730,32 @@ class _Commit(threading.Thread):
         rows: int,
         lines: array[int],
         held: _Held | None,
+        sent: list[bytes],
     ) -> None:
         super().__init__(name=f"commit-{sink.stream_name}", daemon=True)
         self.error: BaseException | None = None
-        self._args = (sink, conn, copy, rows, lines, held)
+        #: The connection the batch commits on: a new one replaces it when a transient fault made the batch redo.
+        self.first_conn = self.conn = conn
+        #: The batch transaction's id, known once its COPY is done: after a lost connection it tells whether the
+        #: commit went through.
+        self.xid: int | None = None
+        #: Input lines of the rows a COPY error would be in; and whether the batch's own COPY is being finished.
+        self.first_lines = self.lines = lines
+        self.in_stream = False
+        self._args = (sink, copy, rows, lines, held, sent)
+        self._emitter = sink.target.state_emitter
+        self._emitter.begin(self)  # before it can end: a STATE offered from now on waits for this commit
         self.start()
 
     def run(self) -> None:
-        sink, conn, copy, rows, lines, held = self._args
+        sink, copy, rows, lines, held, sent = self._args
         try:
-            sink._commit_batch(conn, copy, rows, lines, held)  # noqa: SLF001 - the sink's own worker
+            sink._commit_batch(self, copy, rows, lines, held, sent)  # noqa: SLF001 - the sink's own worker
         except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread by wait_committed()
             self.error = exc
+        finally:
+            # Writes the STATE that waited for this commit (none ever again if it failed).
+            self._emitter.end(self, self.error)
 
 
 class _ChunkReader:
@@ -718,6 +775,70 @@ def _chunked(rows: list[str]) -> Iterator[bytes]:
     step = 2048
     for start in range(0, len(rows), step):
         yield "".join(rows[start : start + step]).encode("utf-8")
+
+
+def _rollback(conn: psycopg2.extensions.connection | None) -> None:
+    """Roll back; a connection that is gone has nothing left to roll back (the server did it)."""
+    if conn is not None and not conn.closed:
+        with contextlib.suppress(psycopg2.Error):
+            conn.rollback()
+
+
+def _close_quietly(conn: psycopg2.extensions.connection | None) -> None:
+    if conn is not None and not conn.closed:
+        _rollback(conn)
+        with contextlib.suppress(psycopg2.Error):
+            conn.close()
+
+
+#: SQLSTATEs after which the same batch, sent again on a new connection, can succeed: the server shut down or is
+#: restarting (57P01-57P03), a serialization failure or deadlock (40001, 40P01), a connection exception (08...).
+_TRANSIENT_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "40001", "40P01"})
+
+#: Reconnecting after a transient fault: at once, then after growing, jittered waits (a restarting server takes
+#: seconds), for at most 60 seconds per batch; then the run stops with the fault as its error.
+RECONNECT_POLICY = RetryPolicy(max_attempts=30, max_elapsed_seconds=60.0, base_delay=0.5, max_delay=5.0)
+#: Times one batch is sent again after transient faults (each on a new connection) before the run stops.
+REDO_ATTEMPTS = 5
+
+
+def _is_transient(exc: BaseException, conn: psycopg2.extensions.connection | None) -> bool:
+    """A fault of the connection or server, not of the batch: redoing it on a new connection may succeed."""
+    if not isinstance(exc, psycopg2.Error):
+        return False
+    code = exc.pgcode or ""
+    if code in _TRANSIENT_SQLSTATES or code.startswith("08"):
+        return True
+    # Connection lost (terminated backend, server crash, network): psycopg2 marks the connection closed.
+    return isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)) and (conn is None or bool(conn.closed))
+
+
+def _transaction_committed(conn: psycopg2.extensions.connection, xid: int) -> bool:
+    """Whether transaction `xid` committed (asked on another connection after the batch's was lost)."""
+    clock = RECONNECT_POLICY.clock
+    for _ in range(100):
+        with conn.cursor() as cur:
+            cur.execute("SELECT txid_status(%s)", (xid,))
+            row = cur.fetchone()
+        conn.commit()
+        status = row[0] if row else None
+        if status != "in progress":  # a backend that is going away may not have ended its transaction yet
+            return status == "committed"
+        clock.sleep(0.05)
+    msg = f"transaction {xid} of the lost connection is still in progress"
+    raise psycopg2.OperationalError(msg)
+
+
+def _reason(exc: BaseException | None) -> str:
+    """The first line of a server or connection error, quoted parts (values, names) masked."""
+    if exc is None:
+        return "unknown error"
+    diag = getattr(exc, "diag", None)
+    text = str(exc).strip()
+    primary = (diag.message_primary if diag is not None else None) or (
+        text.splitlines()[0] if text else type(exc).__name__
+    )
+    return _quoted.sub('"…"', primary)
 
 
 #: Quoted parts of a server message (values, names): never logged.
@@ -758,6 +879,7 @@ class PostgresSink(BatchSink):
         self._old_counted = 0
         self._old_lines = array("q")
         self._sent: list[bytes] = []
+        self._reopened = 0
         self._keyof: Callable[[Any], Any] | None = None
         self._key_getter: Callable[[Any], Any] | None = None
         self._overwrite_pending = False
@@ -1112,13 +1234,60 @@ class PostgresSink(BatchSink):
         self._chunks.clear()
         self._chunk_chars = 0
         self._batch_bytes += len(data)
-        if self._watermark is not None:
-            self._sent.append(data)  # kept until the commit: the staging way may have to redo the batch
+        # Kept until the commit: after a transient fault the batch is sent again on a new connection (and a watermark
+        # batch may have to be redone the staging way).
+        self._sent.append(data)
         if self._copy is None:
             self._copy = CopyStream(self.conn, self._stream_sql)  # type: ignore[arg-type,unused-ignore]
         elif self._copy.error is not None:
+            if _is_transient(self._copy.error, self.conn):
+                self._reopen_batch()  # sends every chunk of the batch again, this one included
+                return
             self._finish_copy()  # raises with context
         self._copy.write(data)
+
+    def _reopen_batch(self) -> None:
+        """The open batch's connection was lost mid-COPY: stream the batch so far again on a new connection."""
+        copy, self._copy = self._copy, None
+        assert copy is not None  # noqa: S101
+        fault = copy.error
+        with contextlib.suppress(psycopg2.Error):
+            copy.close()
+        _close_quietly(self.conn)
+        self.conn = None
+        self._reopened += 1
+        if self._reopened > REDO_ATTEMPTS:
+            raise TargetLoadError(self._load_failed(fault, self._lines)) from None  # type: ignore[arg-type]
+        self.logger.warning("Stream %r: %s; reconnecting and redoing the batch", self.stream_name, _reason(fault))
+        self.conn = self._reconnect(fault, self._lines)
+        self._copy = CopyStream(self.conn, self._stream_sql)
+        for chunk in self._sent:
+            self._copy.write(chunk)
+
+    def _reconnect(
+        self, fault: BaseException | None, lines: array[int], held: _Held | None = None, started: float | None = None
+    ) -> psycopg2.extensions.connection:
+        """A new load connection after a transient fault, tried under RECONNECT_POLICY; a clear error when none.
+
+        `started`: when the batch's first fault happened (its whole redo shares one time budget).
+        """
+        policy = RECONNECT_POLICY
+        if started is None:
+            started = policy.clock.monotonic()
+        for attempt in range(1, policy.max_attempts + 1):
+            if attempt > 1:
+                delay = policy.backoff_delay(attempt - 1)
+                if policy.clock.monotonic() - started + delay > policy.max_elapsed_seconds:
+                    break
+                policy.clock.sleep(delay)
+            try:
+                return self._new_load_connection()
+            except psycopg2.Error as exc:
+                if not _is_transient(exc, None):
+                    fault = exc
+                    break
+                fault = exc
+        raise TargetLoadError(self._load_failed(fault, lines, held)) from None  # type: ignore[arg-type]
 
     def _finish_copy(self) -> None:
         copy, self._copy = self._copy, None
@@ -1127,7 +1296,9 @@ class PostgresSink(BatchSink):
         try:
             copy.close()
         except psycopg2.Error as exc:
-            self.conn.rollback()  # type: ignore[union-attr]
+            _rollback(self.conn)
+            if isinstance(exc, psycopg2.OperationalError):  # connection lost, shutdown, cancel: not the data
+                raise TargetLoadError(self._load_failed(exc, self._lines)) from None
             raise TargetLoadError(self._describe_copy_error(exc)) from None
 
     def _describe_copy_error(self, exc: psycopg2.Error, lines: array[int] | None = None) -> str:
@@ -1161,14 +1332,21 @@ class PostgresSink(BatchSink):
         if self.mode == "overwrite":
             self._overwrite_pending = True
         old = (self._old_rows, self._old_lines, self._sent) if self._watermark is not None else None
-        self._inflight = _Commit(self, conn, copy, rows, lines, old)
+        self._inflight = _Commit(self, conn, copy, rows, lines, old, self._sent)
         self._batch_bytes = 0
         self._lines = array("q")
         self._old_rows, self._old_lines, self._sent = [], array("q"), []
         self._old_counted = 0
+        self._reopened = 0
         self.conn, self._spare = self._spare, conn
         if self.conn is None:
-            self.conn = self._new_load_connection()
+            try:
+                self.conn = self._new_load_connection()
+            except psycopg2.Error as exc:
+                if not _is_transient(exc, None):
+                    raise TargetLoadError(self._load_failed(exc)) from None
+                self.logger.warning("Stream %r: %s; reconnecting", self.stream_name, _reason(exc))
+                self.conn = self._reconnect(exc, self._lines)
 
     @property
     def committing(self) -> bool:
@@ -1181,40 +1359,39 @@ class PostgresSink(BatchSink):
         if job is None:
             return
         job.join()
+        self._adopt_connection(job)
         if job.error is not None:
             raise job.error
 
-    def _commit_batch(
+    def _adopt_connection(self, job: _Commit) -> None:
+        """A batch redone on a new connection: that one takes the lost one's place as the spare."""
+        if job.conn is job.first_conn:
+            return
+        if self._spare is job.first_conn:
+            self._spare = job.conn
+        else:
+            _close_quietly(job.conn)
+        _close_quietly(job.first_conn)
+
+    def _commit_batch(  # noqa: PLR0917 - the batch's parts, as handed over
         self,
-        conn: psycopg2.extensions.connection,
+        job: _Commit,
         copy: CopyStream | None,
         rows: int,
         lines: array[int],
         held: _Held | None,
+        sent: list[bytes],
     ) -> None:
         """Runs in the commit thread."""
         started = time.perf_counter()
         try:
-            if copy is not None:
-                copy.close()
-            with conn.cursor() as cur:
-                if held is not None:
-                    if held[0]:
-                        lines = held[1]  # a COPY error below is in these rows
-                        cur.copy_expert(self._copy_sql, _ChunkReader(_chunked(held[0])), size=1 << 20)
-                        cur.execute(self._merge_sql(self._stage, self.table_target))
-                elif self.mode == "upsert":
-                    cur.execute(self._merge_sql(self._stage, self.table_target))
-            conn.commit()
+            self._commit_once(job, job.conn, copy, held, None)
         except psycopg2.Error as exc:
-            conn.rollback()
-            redo = isinstance(exc, psycopg2.errors.UniqueViolation) and held is not None and copy is not None
-            if redo and exc is copy.error:  # type: ignore[union-attr]
-                self._redo_staged(conn, lines, held)  # type: ignore[arg-type]
-            elif isinstance(exc, psycopg2.DataError) or (copy is not None and exc is copy.error):
-                raise TargetLoadError(self._describe_copy_error(exc, lines)) from None
+            _rollback(job.conn)
+            if _is_transient(exc, job.conn):
+                self._redo_after_fault(job, exc, lines, held, sent)
             else:
-                raise TargetLoadError(self._load_failed(exc)) from None
+                self._refused(job, exc, lines, held)
         self.logger.info(
             "Committed %d rows into %s.%s (%s) in %.2fs",
             rows,
@@ -1225,9 +1402,91 @@ class PostgresSink(BatchSink):
         )
         self.record_counter_metric.increment(rows)
 
-    def _load_failed(self, exc: psycopg2.Error) -> str:
-        why = _quoted.sub('"…"', exc.diag.message_primary or str(exc).splitlines()[0])
-        return f"stream {self.stream_name!r}: loading the batch failed: {why} (nothing was committed)"
+    def _commit_once(
+        self,
+        job: _Commit,
+        conn: psycopg2.extensions.connection,
+        copy: CopyStream | None,
+        held: _Held | None,
+        replay: list[bytes] | None,
+    ) -> None:
+        """Finish the batch's COPY (or send its kept data again: `replay`), merge when upserting, commit."""
+        job.xid = None
+        job.lines = job.first_lines
+        job.in_stream = True
+        if copy is not None:
+            copy.close()
+        with conn.cursor() as cur:
+            if replay:
+                with _copying():
+                    cur.copy_expert(self._stream_sql, _ChunkReader(iter(replay)), size=1 << 20)
+            job.in_stream = False
+            cur.execute("SELECT txid_current()")
+            job.xid = cur.fetchone()[0]
+            if held is not None:
+                if held[0]:
+                    job.lines = held[1]  # a COPY error below is in these rows
+                    with _copying():
+                        cur.copy_expert(self._copy_sql, _ChunkReader(_chunked(held[0])), size=1 << 20)
+                    cur.execute(self._merge_sql(self._stage, self.table_target))
+            elif self.mode == "upsert":
+                cur.execute(self._merge_sql(self._stage, self.table_target))
+        conn.commit()
+
+    def _refused(self, job: _Commit, exc: psycopg2.Error, lines: array[int], held: _Held | None) -> None:
+        """The server refused the batch (not a transient fault): redo it the staging way or raise one clear error."""
+        from_stream = job.in_stream  # the error is in the rows streamed during the read (not held or merged ones)
+        if isinstance(exc, psycopg2.errors.UniqueViolation) and held is not None and from_stream:
+            self._redo_staged(job.conn, job.lines, held)
+        elif isinstance(exc, psycopg2.OperationalError):  # shutdown, cancel, lock or statement timeout
+            raise TargetLoadError(self._load_failed(exc, lines, held)) from None
+        elif isinstance(exc, psycopg2.DataError) or from_stream:
+            raise TargetLoadError(self._describe_copy_error(exc, job.lines)) from None
+        else:
+            raise TargetLoadError(self._load_failed(exc, lines, held)) from None
+
+    def _redo_after_fault(
+        self, job: _Commit, fault: psycopg2.Error, lines: array[int], held: _Held | None, sent: list[bytes]
+    ) -> None:
+        """The batch's connection was lost (or the server shut down, or a deadlock): redo it on a new connection.
+
+        If the commit itself may have gone through (the connection was lost while committing), the transaction's
+        status on the server decides: a committed batch is not sent twice.
+        """
+        started = RECONNECT_POLICY.clock.monotonic()
+        for attempt in range(1, REDO_ATTEMPTS + 1):
+            self.logger.warning(
+                "Stream %r: %s; reconnecting and redoing the batch (attempt %d)",
+                self.stream_name,
+                _reason(fault),
+                attempt + 1,
+            )
+            _close_quietly(job.conn)
+            job.conn = self._reconnect(fault, lines, held, started)
+            try:
+                if job.xid is not None and _transaction_committed(job.conn, job.xid):
+                    self.logger.info("Stream %r: the batch had been committed before the fault", self.stream_name)
+                    return
+                self._commit_once(job, job.conn, None, held, sent)
+            except psycopg2.Error as exc:
+                _rollback(job.conn)
+                if not _is_transient(exc, job.conn):
+                    self._refused(job, exc, lines, held)
+                    return
+                fault = exc
+            else:
+                return
+        raise TargetLoadError(self._load_failed(fault, lines, held)) from None
+
+    def _load_failed(self, exc: BaseException, lines: array[int] | None = None, held: _Held | None = None) -> str:
+        """One line for a batch that failed as a whole: stream, the input lines it held, the server's reason."""
+        why = _reason(exc)
+        spans = [a for a in (lines, held[1] if held is not None else None) if a]
+        where = ""
+        if spans:
+            first, last = min(min(a) for a in spans), max(max(a) for a in spans)
+            where = f", input line {first}" if first == last else f", input lines {first}-{last}"
+        return f"stream {self.stream_name!r}{where}: loading the batch failed: {why} (nothing was committed)"
 
     def _redo_staged(self, conn: psycopg2.extensions.connection, lines: array[int], held: _Held) -> None:
         """A key above the watermark was in the table after all (another writer): redo the batch the staging way.
@@ -1245,17 +1504,17 @@ class PostgresSink(BatchSink):
             self.table_name,
         )
         try:
-            with conn.cursor() as cur:
+            with _copying(), conn.cursor() as cur:
                 cur.copy_expert(self._stage_copy_unsequenced, _ChunkReader(iter(sent)), size=1 << 20)
                 lines = old_lines  # a COPY error from here on is in the held rows
                 cur.copy_expert(self._copy_sql, _ChunkReader(_chunked(old_rows)), size=1 << 20)
                 cur.execute(self._merge_sql(self._stage, self.table_target))
             conn.commit()
         except psycopg2.Error as exc:
-            conn.rollback()
+            _rollback(conn)
             if isinstance(exc, psycopg2.DataError):
                 raise TargetLoadError(self._describe_copy_error(exc, lines)) from None
-            raise TargetLoadError(self._load_failed(exc)) from None
+            raise TargetLoadError(self._load_failed(exc, lines, held)) from None
 
     def mark_drained(self) -> None:
         """Reset batch counters after the SDK's bookkeeping."""
@@ -1296,11 +1555,19 @@ class PostgresSink(BatchSink):
         self.wait_committed()
         if self.mode != "overwrite" or not self._overwrite_pending or self.conn is None:
             return
-        with self.conn.cursor() as cur:
-            cur.execute(f"DELETE FROM {self.table_target}")
-            cur.execute(self._merge_sql(self._stage, self.table_target, replace=True))
-            cur.execute(f"DROP TABLE {self._stage}")
-        self.conn.commit()
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(f"DELETE FROM {self.table_target}")
+                cur.execute(self._merge_sql(self._stage, self.table_target, replace=True))
+                cur.execute(f"DROP TABLE {self._stage}")
+            self.conn.commit()
+        except psycopg2.Error as exc:
+            _rollback(self.conn)
+            msg = (
+                f"stream {self.stream_name!r}: replacing the rows of {self.schema_name}.{self.table_name} failed: "
+                f"{_reason(exc)} (the table keeps its previous rows)"
+            )
+            raise TargetLoadError(msg) from None
         self._overwrite_pending = False
         self.target.overwrite_started.discard(self.table_name)
         self.logger.info("Replaced the rows of %s.%s (overwrite)", self.schema_name, self.table_name)
@@ -1334,7 +1601,9 @@ class PostgresSink(BatchSink):
         job, self._inflight = self._inflight, None
         if job is not None:
             job.join()
+            self._adopt_connection(job)
         for conn in (self.conn, self._spare):
             if conn is not None and not conn.closed:
-                conn.rollback()
-                conn.close()
+                _rollback(conn)
+                with contextlib.suppress(psycopg2.Error):
+                    conn.close()

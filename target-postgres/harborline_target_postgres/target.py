@@ -26,6 +26,7 @@ from harborline_singer_shared.rules import IncompatibleSchemaChangeError, NameAl
 from harborline_singer_shared.rules.plan import MissingKeyColumnError
 from harborline_target_postgres import connector
 from harborline_target_postgres.sinks import PostgresSink, TargetLoadError
+from harborline_target_postgres.state import StateEmitter
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.capabilities import CapabilitiesEnum
@@ -300,7 +301,8 @@ class TargetPostgres(HarborlinePluginMixin, Target):
         self._table_names: NameAllocator | None = None
         self._fast: dict[str, t.Callable[[dict[str, t.Any], dict[str, t.Any]], bool]] = {}
         self._records_since_age_check = 0
-        self._state_after_commit: dict[str, t.Any] | None = None
+        #: Writes STATE once the commits it waits for are done (from the commit thread that finishes last).
+        self.state_emitter = StateEmitter(super()._write_state_message)
         self._sdc_received_at: str | None = None
         # On any failure while reading, abandon every open batch (rolled back, connections closed) before the error
         # propagates: an in-process caller would otherwise keep transactions, possibly mid-COPY, holding locks.
@@ -462,40 +464,30 @@ class TargetPostgres(HarborlinePluginMixin, Target):
         record["_sdc_sync_started_at"] = sink.sync_started_at
         record.setdefault("_sdc_deleted_at", None)
 
-    def _pending(self) -> bool:
-        return any(
-            isinstance(s, PostgresSink) and (s.current_size or s.committing) for s in self._sinks_active.values()
-        )
-
     def _reap_commits(self) -> None:
-        """Surface a failed background commit, and write a STATE that was waiting for commits to finish."""
-        sinks = [s for s in self._sinks_active.values() if isinstance(s, PostgresSink)]
-        for sink in sinks:
-            if not sink.committing:
-                sink.wait_committed()  # raises if that batch failed
-        if self._state_after_commit is not None and not any(s.committing for s in sinks):
-            state, self._state_after_commit = self._state_after_commit, None
-            self._write_state_message(state)
+        """Stop the run as soon as a background commit has failed (its STATE and every later one are never written)."""
+        failure = self.state_emitter.failure
+        if failure is not None:
+            raise failure
 
     def _process_state_message(self, message_dict: dict[str, t.Any]) -> None:
-        """Remember STATE; when nothing is waiting to be committed it can go out at once."""
+        """Remember STATE; when no open batch holds records from before it, it goes out once their commits are done."""
         super()._process_state_message(message_dict)
         self._reap_commits()
-        if self._latest_state and not self._pending():
+        if self._latest_state and not any(
+            s.current_size for s in self._sinks_active.values() if isinstance(s, PostgresSink)
+        ):
             self._write_state_message(self._latest_state)
 
     def _write_state_message(self, state: dict[str, t.Any]) -> None:
-        """STATE goes out only when every record before it is committed, and only once per change."""
-        sinks = [s for s in self._sinks_active.values() if isinstance(s, PostgresSink)]
-        if any(s.holds_state for s in sinks):
+        """Called (by the SDK's drain_all too) when every record before `state` is in a handed-off batch.
+
+        STATE goes out only when those batches are committed (see `StateEmitter`), and only once per change.
+        """
+        self._reap_commits()
+        if any(s.holds_state for s in self._sinks_active.values() if isinstance(s, PostgresSink)):
             return  # written by drain_all after the overwrite swap at the end of the run
-        if any(s.committing for s in sinks):
-            self._state_after_commit = state  # written by _reap_commits once those batches are committed
-            return
-        if state == getattr(self, "_last_written_state", None):
-            return
-        self._last_written_state = state
-        super()._write_state_message(state)
+        self.state_emitter.offer(state)
 
     def add_sink(  # type: ignore[misc]  # SDK-final; overridden only to drop its redundant error line
         self, stream_name: str, schema: dict[str, t.Any], key_properties: t.Sequence[str] | None = None
@@ -523,6 +515,20 @@ class TargetPostgres(HarborlinePluginMixin, Target):
         """Commit everything, swap overwrite tables in, then emit the final STATE."""
         super().process_endofpipe()
         self._sdc_received_at = None
+
+    def _process_batch_message(self, message_dict: dict[str, t.Any]) -> None:
+        """BATCH is refused with one clear error: nothing of its manifest is opened, and the run stops.
+
+        The SDK's handling would not load its records (it hands them to `process_batch`, which commits the open batch
+        instead), and a manifest may name any file the target can read.
+        """
+        stream = message_dict.get("stream")
+        where = f"stream {stream!r}, " if isinstance(stream, str) else ""
+        msg = (
+            f"{where}input line {self.message_reader.line_number}: BATCH messages are not supported "  # type: ignore[attr-defined]
+            "(their files were not read, nothing of them was loaded): have the tap send RECORD messages"
+        )
+        raise TargetLoadError(msg)
 
     def _process_activate_version_message(self, message_dict: dict[str, t.Any]) -> None:
         """ACTIVATE_VERSION is not supported: say so once per stream rather than fail."""
