@@ -42,6 +42,9 @@ def _dist_name(pkg: str) -> str:
     return str(_pyproject(pkg)["project"]["name"])
 
 
+_WORKSPACE = [str(_pyproject(p)["project"]["name"]) for p in PACKAGES]
+
+
 def _import_name(pkg: str) -> str:
     return str(_pyproject(pkg)["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"][0])
 
@@ -51,12 +54,16 @@ def _sync(session: nox.Session, *args: str) -> None:
 
     Workspace packages are installed non-editable: tests import the installed package, as a user would.
     """
+    # uv caches a built workspace package by its pyproject.toml alone: without a rebuild, a session could test a
+    # stale build of code changed since (the version is not bumped for every commit).
+    rebuild = [arg for name in _WORKSPACE for arg in ("--reinstall-package", name)]
     session.run_install(
         "uv",
         "sync",
         "--locked",
         "--no-editable",
         "--quiet",
+        *rebuild,
         *args,
         env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location},
         external=True,
@@ -202,3 +209,4 @@ def bench(session: nox.Session) -> None:
         *target_args,
     )
     session.run("python", str(ROOT / "tap-thoughtindustries" / "bench" / "bench_tap.py"))
+    session.run("python", str(ROOT / "tap-clari" / "bench" / "bench_tap.py"))

@@ -5,36 +5,48 @@
 It exists so that retrying, timeouts, pacing and error messages are decided once: every request
 goes through :func:`~harborline_singer_shared.retry.send_with_retry` (the SDK's own ``backoff``
 decorator is switched off so attempts are not multiplied), every request has a timeout taken from
-the config, an optional ``requests_per_minute`` pacer is shared by all streams of one tap, and a
-rejected credential produces one clear message naming the setting to check, with no secret and no
-response body in it.
+the config that bounds its total time, an optional ``requests_per_minute`` pacer is shared by all
+streams of one tap, and a rejected credential produces one clear message naming the setting to
+check, with no secret and no response body in it.
+
+Nothing a server does can hang or loop a tap: the page loop (:meth:`HarborlineRESTStream.request_records`)
+stops with one clear error on a page that repeats the previous one and after ``max_pages`` pages,
+a 200 answer that is not JSON is one line naming the stream and the (redacted) URL, and a host that
+does not resolve is one line naming the host and the setting, without minutes of retries.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from functools import cached_property
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import ParseResult, urlsplit
 
+import requests
 from singer_sdk import typing as th
 from singer_sdk.exceptions import FatalAPIError
+from singer_sdk.pagination import SinglePagePaginator
 from singer_sdk.streams import RESTStream
 
-from harborline_singer_shared.pagination import apply_next_link
+from harborline_singer_shared.pagination import DEFAULT_MAX_PAGES, PageGuard, apply_next_link
 from harborline_singer_shared.retry import (
     DEFAULT_REQUEST_TIMEOUT_SECONDS,
     SYSTEM_CLOCK,
     Clock,
+    HostNotResolvedError,
     RetryPolicy,
+    redact_url_query,
     send_with_retry,
     timeout_from_config,
 )
 
 if TYPE_CHECKING:
-    import requests
+    from collections.abc import Iterable
+
     from singer_sdk.helpers.types import Context, RequestFunc
+    from singer_sdk.pagination import BaseAPIPaginator
     from singer_sdk.streams.rest import HTTPRequest, PageContext
 
 __all__ = [
@@ -42,6 +54,7 @@ __all__ = [
     "AuthenticationError",
     "HarborlineRESTStream",
     "RateLimiter",
+    "ResponseNotJSONError",
     "auth_error_message",
     "check_response",
     "rate_limiter_for_tap",
@@ -50,6 +63,9 @@ __all__ = [
 #: Attribute of the tap object holding its shared pacer: one per tap instance, never global, so
 #: two taps in one process (tests, benchmarks) do not slow each other down.
 _TAP_LIMITER_ATTRIBUTE = "_harborline_rate_limiter"
+#: What ``response.json()`` raises: ``requests`` uses simplejson when it is installed (the SDK
+#: installs it), whose error is not a ``json.JSONDecodeError``.
+_JSON_ERRORS = (requests.exceptions.JSONDecodeError, json.JSONDecodeError)
 
 RATE_LIMIT_SETTINGS = th.PropertiesList(
     th.Property(
@@ -72,6 +88,18 @@ class AuthenticationError(FatalAPIError):
     def __init__(self, message: str, *, status_code: int) -> None:
         super().__init__(message)
         self.status_code = status_code
+
+
+class ResponseNotJSONError(FatalAPIError):
+    """A successful response whose body is not JSON (an HTML error or login page, an empty body)."""
+
+
+def _body_is_json(response: requests.Response) -> bool:
+    try:
+        json.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return True
 
 
 def _status_text(response: requests.Response) -> str:
@@ -183,6 +211,9 @@ class HarborlineRESTStream(RESTStream[Any]):
     #: ``"`api_key_id` and `api_key_secret`"``.
     auth_settings_hint: ClassVar[str] = "credential"
 
+    #: Setting quoted when the host does not resolve or answers something that is not JSON.
+    url_settings_hint: ClassVar[str] = "`api_url`"
+
     #: Time source for retries and pacing; tests replace it with a ``ManualClock``.
     clock: Clock = SYSTEM_CLOCK
 
@@ -203,8 +234,18 @@ class HarborlineRESTStream(RESTStream[Any]):
 
     @property
     def request_timeouts(self) -> tuple[float, float]:
-        """``(connect, read)`` timeouts passed with every request; never None."""
+        """``(connect, read)`` timeouts passed with every request; never None.
+
+        The read timeout is also the bound on each attempt's total time (see
+        :func:`~harborline_singer_shared.retry.send_with_retry`).
+        """
         return timeout_from_config({"request_timeout": self.timeout})
+
+    @property
+    def max_pages(self) -> int:
+        """Pages one request chain may take, from the ``max_pages`` setting (default 100000)."""
+        value = self.config.get("max_pages")
+        return int(DEFAULT_MAX_PAGES if value is None else value)
 
     @property
     def rate_limiter(self) -> RateLimiter | None:
@@ -227,15 +268,23 @@ class HarborlineRESTStream(RESTStream[Any]):
         """Send one request through the shared retry policy and pacer, then validate it."""
         authenticated_request = self.authenticator(prepared_request)
         limiter = self.rate_limiter
-        response = send_with_retry(
-            self.requests_session,
-            authenticated_request,
-            self.retry_policy,
-            timeout=self.request_timeouts,
-            logger=self.logger,
-            allow_redirects=self.allow_redirects,
-            before_attempt=limiter.acquire if limiter is not None else None,
-        )
+        try:
+            response = send_with_retry(
+                self.requests_session,
+                authenticated_request,
+                self.retry_policy,
+                timeout=self.request_timeouts,
+                logger=self.logger,
+                allow_redirects=self.allow_redirects,
+                before_attempt=limiter.acquire if limiter is not None else None,
+            )
+        except HostNotResolvedError as exc:
+            raise HostNotResolvedError(
+                f"stream '{self.name}': {exc}; check the {self.url_settings_hint} setting.",
+                host=exc.host,
+                reason=exc.reason,
+                attempts=exc.attempts,
+            ) from None
         self._write_request_duration_log(
             endpoint=self.path,
             response=response,
@@ -255,6 +304,84 @@ class HarborlineRESTStream(RESTStream[Any]):
     def response_error_message(self, response: requests.Response) -> str:
         """Describe an error status by method and path only; bodies and queries may hold secrets."""
         return f"HTTP {_status_text(response)} for {_request_label(response)}"
+
+    def request_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        """Request every page of one request chain and yield its records, guarded against loops.
+
+        The SDK's page loop, plus what it lacks: a :class:`~harborline_singer_shared.pagination.PageGuard`
+        stops on a page that repeats the previous one (before its records are written) and after
+        ``max_pages`` pages, and a body that is not JSON is one clear error instead of a
+        ``JSONDecodeError`` traceback. Each page's records are parsed before the first is yielded.
+
+        Raises:
+            RepeatedPageError: A page repeated the previous page's records.
+            TooManyPagesError: ``max_pages`` pages were read and the API offered another.
+            ResponseNotJSONError: A successful response's body is not JSON.
+        """
+        paginator: BaseAPIPaginator[Any] = self.get_new_paginator() or SinglePagePaginator()
+        decorated_request = self.request_decorator(self._request)
+        guard = PageGuard(self.name, self.max_pages)
+        legacy_prepare = type(self).prepare_request is not RESTStream.prepare_request
+        pages = 0
+        with self.get_http_request_counter() as request_counter:
+            request_counter.with_context(context)
+            while not paginator.finished:
+                guard.before_request()
+                prepared_request = (
+                    self.prepare_request(context, paginator.current_value)
+                    if legacy_prepare
+                    else self._prepare_request(context=context, page=paginator)
+                )
+                resp = decorated_request(prepared_request, context)
+                request_counter.increment()
+                self.update_sync_costs(prepared_request, resp, context)
+                try:
+                    records = list(self.parse_response(resp))
+                except _JSON_ERRORS as exc:
+                    raise self._not_json_error(resp, exc) from None
+                guard.check_page(records)
+                if not records:
+                    if self._continue_if_empty(paginator, resp):
+                        self._advance(paginator, resp)
+                        continue
+                    self.log(
+                        "Pagination stopped after %d pages because no records were found in the last response",
+                        pages,
+                    )
+                    break
+                yield from records
+                pages += 1
+                self._advance(paginator, resp)
+
+    def _continue_if_empty(self, paginator: BaseAPIPaginator[Any], response: requests.Response) -> bool:
+        try:
+            return paginator.continue_if_empty(response)
+        except _JSON_ERRORS as exc:
+            raise self._not_json_error(response, exc) from None
+
+    def _advance(self, paginator: BaseAPIPaginator[Any], response: requests.Response) -> None:
+        try:
+            paginator.advance(response)
+        except _JSON_ERRORS as exc:
+            raise self._not_json_error(response, exc) from None
+
+    def _not_json_error(self, response: requests.Response, error: Exception) -> Exception:
+        """One line naming the stream, the status and the URL (query values hidden), no body.
+
+        Only when the body itself is not JSON: a decoding error of something inside a valid body
+        (a field holding JSON text) is returned unchanged, to be raised with its traceback.
+        """
+        if _body_is_json(response):
+            return error
+        content_type = response.headers.get("Content-Type") or "no Content-Type"
+        size = len(response.content)
+        what = "an empty body" if size == 0 else f"a body that is not JSON ({content_type}, {size} bytes)"
+        method = response.request.method if response.request is not None else "GET"
+        return ResponseNotJSONError(
+            f"stream '{self.name}': the API answered HTTP {_status_text(response)} with {what} for "
+            f"{method} {redact_url_query(response.url)}; an HTML page there usually means a wrong "
+            f"{self.url_settings_hint} setting, a login or maintenance page, or a proxy error."
+        )
 
     def get_http_request(self, *, page: PageContext[Any]) -> HTTPRequest:
         """Build the request, following a next-page link when the paginator produced one."""

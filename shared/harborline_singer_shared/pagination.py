@@ -4,8 +4,11 @@
 
 The SDK's base classes drive the page loop (``advance``/``has_more``/``get_next``); what the vendor
 APIs need on top is reading tokens at a nested path, resolving host-relative next links, stopping
-on short pages, and refusing to loop forever when an API repeats a cursor. Incremental syncs over
-long periods also need fixed-size date windows, which live here because they are pagination in time.
+on short pages, and refusing to loop forever when an API repeats a cursor. An API can also loop
+with a *new* cursor every time (it ignores the page parameter and answers the same page): the
+:class:`PageGuard` that ``HarborlineRESTStream`` runs over every request chain stops on a page that
+repeats the previous one, and after ``max_pages`` pages in any case. Incremental syncs over long
+periods also need fixed-size date windows, which live here because they are pagination in time.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import ParseResult, parse_qsl, urljoin, urlparse
 
+from singer_sdk import typing as th
 from singer_sdk.exceptions import FatalAPIError
 from singer_sdk.helpers.jsonpath import extract_jsonpath
 from singer_sdk.pagination import BaseAPIPaginator, BaseHATEOASPaginator, PageNumberPaginator
@@ -25,19 +29,41 @@ if TYPE_CHECKING:
     from singer_sdk.streams.rest import HTTPRequest
 
 __all__ = [
+    "DEFAULT_MAX_PAGES",
+    "MAX_PAGES_SETTING",
     "BodyNextLinkPaginator",
     "CountedPageNumberPaginator",
     "CursorPaginator",
     "DateWindow",
+    "PageGuard",
     "PaginationError",
     "RepeatedCursorError",
+    "RepeatedPageError",
+    "TooManyPagesError",
     "apply_next_link",
     "count_at_path",
     "iter_date_windows",
+    "page_fingerprint",
     "value_at_path",
 ]
 
 _MISSING = object()
+
+#: Pages one request chain may take. Generous on purpose (at 100 records a page, ten million
+#: records in one stream, partition or window): it exists to end a loop, not to limit real data.
+DEFAULT_MAX_PAGES = 100_000
+
+MAX_PAGES_SETTING = th.Property(
+    "max_pages",
+    th.IntegerType(minimum=1),
+    default=DEFAULT_MAX_PAGES,
+    description=(
+        "Most pages read in one request chain (one stream, partition or date window) before the "
+        "sync stops with an error naming the stream: a guard against an API that keeps returning "
+        "a next page. Raise it if a stream really has more pages. A page whose records repeat the "
+        "previous page's stops the sync at once, whatever this is."
+    ),
+)
 
 
 class PaginationError(FatalAPIError):
@@ -46,6 +72,77 @@ class PaginationError(FatalAPIError):
 
 class RepeatedCursorError(PaginationError):
     """The API returned a cursor it had already returned: following it would loop forever."""
+
+
+class RepeatedPageError(PaginationError):
+    """A page held the same records as the previous page: the API ignores the page parameter."""
+
+
+class TooManyPagesError(PaginationError):
+    """A request chain reached ``max_pages`` pages and the API still offered another one."""
+
+
+def page_fingerprint(records: list[Any]) -> tuple[int, str, str, str] | None:
+    """A cheap fingerprint of one page's records, None for an empty page.
+
+    The count plus the text of the first, middle and last records: two consecutive pages of a real
+    API never agree on all four, while an API that ignores the page parameter repeats them exactly.
+    Rendering three records instead of the whole page keeps the cost per page in microseconds.
+    """
+    if not records:
+        return None
+    return (len(records), repr(records[0]), repr(records[len(records) // 2]), repr(records[-1]))
+
+
+class PageGuard:
+    """Bounds one request chain (the pages of one stream, partition or window).
+
+    Call :meth:`before_request` before each request and :meth:`check_page` with each page's
+    records before they are emitted, so a repeated page is never written.
+    """
+
+    __slots__ = ("_previous", "max_pages", "pages", "stream_name")
+
+    def __init__(self, stream_name: str, max_pages: int = DEFAULT_MAX_PAGES) -> None:
+        if max_pages < 1:
+            raise ValueError("max_pages must be at least 1")
+        self.stream_name = stream_name
+        self.max_pages = max_pages
+        #: Pages received so far in this chain, empty ones included.
+        self.pages = 0
+        self._previous: tuple[int, str, str, str] | None = None
+
+    def before_request(self) -> None:
+        """Refuse the request for page ``max_pages + 1``.
+
+        Raises:
+            TooManyPagesError: ``max_pages`` pages were read and the API offers more.
+        """
+        if self.pages >= self.max_pages:
+            raise TooManyPagesError(
+                f"stream '{self.stream_name}': stopped after max_pages ({self.max_pages}) pages in one "
+                "request chain and the API still offers a next page; raise the `max_pages` setting if "
+                "this stream really has more pages."
+            )
+
+    def check_page(self, records: list[Any]) -> None:
+        """Count a page and refuse it when its records repeat the previous page's.
+
+        An empty page is never a repeat (and the page after it is compared with nothing): APIs
+        legitimately answer empty pages while they advance.
+
+        Raises:
+            RepeatedPageError: The page repeats the previous one.
+        """
+        self.pages += 1
+        fingerprint = page_fingerprint(records)
+        if fingerprint is not None and fingerprint == self._previous:
+            raise RepeatedPageError(
+                f"stream '{self.stream_name}': page {self.pages} has the same {len(records)} record(s) as "
+                f"page {self.pages - 1} although the API offered it as a new page; the API seems to ignore "
+                "the page parameter. Stopping to avoid an endless loop of duplicates."
+            )
+        self._previous = fingerprint
 
 
 def _walk_dotted(data: Any, path: str) -> Any:

@@ -57,6 +57,7 @@ from __future__ import annotations
 import base64
 import copy
 import datetime as dt
+import difflib
 import hashlib
 import hmac
 import json
@@ -643,9 +644,11 @@ def check_pseudonymize_at_startup(tap: PluginBase, streams: Mapping[str, Stream]
         return
     unknown = sorted(set(pseudonymizer.stream_names) - set(streams) - {ALL_STREAMS})
     if unknown:
+        close = difflib.get_close_matches(unknown[0], sorted(streams), n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
         raise ConfigValidationError(
             f"Setting 'pseudonymize' names stream(s) {', '.join(repr(u) for u in unknown)}, which this tap does "
-            f"not have (its streams: {', '.join(sorted(streams))}).",
+            f"not have ({hint}its streams: {', '.join(sorted(streams))}).",
         )
     schemas = {name: stream.schema for name, stream in streams.items()}
     for name, schema in schemas.items():

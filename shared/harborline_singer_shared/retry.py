@@ -13,6 +13,7 @@ sleeps.
 from __future__ import annotations
 
 import random
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,6 +26,10 @@ from urllib.parse import urlsplit
 import requests
 from singer_sdk import typing as th
 from singer_sdk.exceptions import FatalAPIError
+from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError
+from urllib3.exceptions import SSLError as Urllib3SSLError
+
+from harborline_singer_shared.pagination import MAX_PAGES_SETTING
 
 if TYPE_CHECKING:
     import logging
@@ -35,15 +40,19 @@ __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
     "DEFAULT_MAX_ELAPSED_SECONDS",
     "DEFAULT_REQUEST_TIMEOUT_SECONDS",
+    "DNS_MAX_ATTEMPTS",
     "RETRY_SETTINGS",
     "Clock",
+    "HostNotResolvedError",
     "ManualClock",
+    "ResponseTooSlowError",
     "RetriesExhaustedError",
     "RetryAfterTooLongError",
     "RetryPolicy",
     "SystemClock",
     "parse_retry_after",
     "redact_url",
+    "redact_url_query",
     "send_with_retry",
     "timeout_from_config",
 ]
@@ -54,6 +63,16 @@ DEFAULT_REQUEST_TIMEOUT_SECONDS = 300
 #: A host that does not accept a TCP connection within this long is down; waiting the full read
 #: timeout for it would only burn the retry budget.
 CONNECT_TIMEOUT_SECONDS = 30.0
+#: Attempts for a host name the resolver says is *temporarily* unresolvable (EAI_AGAIN). A name that
+#: does not exist (NXDOMAIN) is not retried at all: a configured host that does not resolve is a
+#: wrong setting or a network without DNS, and minutes of backoff would only hide that.
+DNS_MAX_ATTEMPTS = 2
+#: getaddrinfo errors meaning "this name does not exist" (or cannot ever be resolved): never retried.
+_PERMANENT_DNS_ERRORS = frozenset(
+    code for code in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None), socket.EAI_FAIL) if code is not None
+)
+#: Largest piece of a response body read at once; a read returns as soon as any data arrived.
+_BODY_READ_SIZE = 1 << 18
 
 #: Network failures worth another attempt. ``ConnectTimeout`` is both a ``ConnectionError`` and a
 #: ``Timeout``; ``ChunkedEncodingError`` is a connection dropped while the body was being read.
@@ -69,8 +88,9 @@ RETRY_SETTINGS = th.PropertiesList(
         th.IntegerType(minimum=1),
         default=DEFAULT_REQUEST_TIMEOUT_SECONDS,
         description=(
-            "Seconds to wait for the API to answer one HTTP request before it is abandoned and "
-            "retried. Connecting is given at most 30 seconds of this."
+            "Seconds one HTTP request may take in total (connecting, waiting for the answer and "
+            "reading all of it) before it is abandoned and retried; a server that sends its answer "
+            "a few bytes at a time is cut off too. Connecting is given at most 30 seconds of this."
         ),
     ),
     th.Property(
@@ -80,7 +100,9 @@ RETRY_SETTINGS = th.PropertiesList(
         description=(
             "Maximum number of attempts for one HTTP request, the first one included, before the "
             "sync fails. Only throttling (429), server errors (5xx), timeouts and connection "
-            "errors are retried."
+            "errors are retried. A host name that does not resolve is not retried (one quick "
+            "retry when the resolver reports a temporary failure): the sync stops at once naming "
+            "the host."
         ),
     ),
     th.Property(
@@ -92,6 +114,9 @@ RETRY_SETTINGS = th.PropertiesList(
             "Retry-After longer than what is left of this budget fails the sync at once."
         ),
     ),
+    # Not a retry setting, but a bound on requests all the same; it lives here so that every tap,
+    # which includes RETRY_SETTINGS, exposes it.
+    MAX_PAGES_SETTING,
 )
 
 
@@ -230,8 +255,51 @@ def redact_url(url: str | None) -> str:
     return f"{parts.scheme}://{host}{parts.path}" if parts.scheme else parts.path
 
 
+def redact_url_query(url: str | None) -> str:
+    """Return the URL with every query value replaced by ``***``, keeping the parameter names.
+
+    For error messages that must say which request failed (``?page=***&api_key=***``) without
+    showing any value: a query can carry an API key, and the secret-redaction log filter only knows
+    the values of the plugin's own secret settings. Userinfo and fragment are dropped.
+    """
+    base = redact_url(url)
+    query = urlsplit(url or "").query
+    if not query:
+        return base
+    names = [part.split("=", 1)[0] for part in query.split("&") if part]
+    return base + "?" + "&".join(f"{name}=***" for name in names)
+
+
 def _url_path(url: str | None) -> str:
     return urlsplit(url or "").path or "/"
+
+
+class ResponseTooSlowError(requests.exceptions.ReadTimeout):
+    """The whole response did not arrive within its total time limit (``request_timeout``).
+
+    A server that trickles its answer a byte at a time never trips the per-read timeout; this is
+    raised instead, and retried like any other timeout. The message never contains the URL.
+    """
+
+    def __init__(self, limit_seconds: float) -> None:
+        super().__init__(f"the response was not complete after {limit_seconds:g} s (request_timeout)")
+        self.limit_seconds = limit_seconds
+
+
+class HostNotResolvedError(FatalAPIError):
+    """The host name of the request did not resolve (DNS); fatal, because retrying rarely helps.
+
+    Attributes:
+        host: The host name that did not resolve.
+        reason: The resolver's words, e.g. "Name or service not known".
+        attempts: How many times it was tried.
+    """
+
+    def __init__(self, message: str, *, host: str, reason: str, attempts: int) -> None:
+        super().__init__(message)
+        self.host = host
+        self.reason = reason
+        self.attempts = attempts
 
 
 class RetriesExhaustedError(FatalAPIError):
@@ -351,6 +419,85 @@ def timeout_from_config(config: Mapping[str, Any]) -> tuple[float, float]:
     return (min(CONNECT_TIMEOUT_SECONDS, read), read)
 
 
+def _name_resolution_failure(error: BaseException) -> socket.gaierror | None:
+    """Return the resolver error behind a ``requests`` connection error, if that is what it was.
+
+    ``requests`` wraps urllib3's ``MaxRetryError``, whose ``reason`` is a ``NameResolutionError``
+    (urllib3 2) or ``NewConnectionError`` (urllib3 1.26) caused by a ``socket.gaierror``; the chain
+    is followed through ``args``, ``reason``, ``__cause__`` and ``__context__``.
+    """
+    pending: list[BaseException] = [error]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if id(current) in seen or len(seen) > 20:
+            continue
+        seen.add(id(current))
+        if isinstance(current, socket.gaierror):
+            return current
+        linked = [current.__cause__, current.__context__, getattr(current, "reason", None)]
+        linked.extend(current.args[:1])
+        pending.extend(item for item in linked if isinstance(item, BaseException))
+    return None
+
+
+def _socket_of(raw: Any) -> socket.socket | None:
+    """The socket a streamed urllib3 response reads from, when there is one (not under mocks)."""
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    return sock if callable(getattr(sock, "settimeout", None)) else None
+
+
+def _read_body(response: requests.Response, *, deadline: float, limit: float, read_timeout: float) -> None:
+    """Read a streamed response's whole body into ``response.content``, by ``deadline`` at the latest.
+
+    Each read returns as soon as any data arrived, so the deadline is checked however slowly the
+    server sends; the socket's own timeout is shortened to what is left, so a server that stalls
+    just before the deadline is not waited for a whole read timeout more.
+
+    Raises:
+        ResponseTooSlowError: The deadline passed before the body was complete.
+        requests.exceptions.RequestException: The same errors ``requests`` raises when it reads a
+            body itself (``ChunkedEncodingError``, ``ReadTimeout``, ``ContentDecodingError``,
+            ``SSLError``).
+    """
+    raw = response.raw
+    if raw is None or not hasattr(raw, "closed"):  # not urllib3 (a custom adapter): let requests read it
+        _ = response.content
+        return
+    read1 = getattr(raw, "read1", None)
+    sock = _socket_of(raw)
+    chunks: list[bytes] = []
+    try:
+        while True:
+            # Once the last byte arrived urllib3 closes the stream; what is left to read is buffered.
+            if not raw.closed:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ResponseTooSlowError(limit)
+                if sock is not None and remaining < read_timeout:
+                    sock.settimeout(remaining)
+            chunk = (
+                read1(_BODY_READ_SIZE, decode_content=True)
+                if read1 is not None
+                else raw.read(1024, decode_content=True)  # urllib3 1.26 has no read1
+            )
+            if not chunk:
+                break
+            chunks.append(chunk)
+    except ReadTimeoutError as exc:
+        if time.monotonic() >= deadline - 0.001:
+            raise ResponseTooSlowError(limit) from None
+        raise requests.exceptions.ReadTimeout(exc) from None
+    except ProtocolError as exc:
+        raise requests.exceptions.ChunkedEncodingError(exc) from None
+    except DecodeError as exc:
+        raise requests.exceptions.ContentDecodingError(exc) from None
+    except Urllib3SSLError as exc:
+        raise requests.exceptions.SSLError(exc) from None
+    response._content = b"".join(chunks)  # noqa: SLF001 - what requests itself sets once a body is read
+    response._content_consumed = True  # type: ignore[attr-defined]  # noqa: SLF001
+
+
 def _check_timeout(timeout: float | tuple[float, float]) -> None:
     values = timeout if isinstance(timeout, tuple) else (timeout,)
     if not values or any(v is None or v <= 0 for v in values):
@@ -367,11 +514,21 @@ def send_with_retry(
     logger: logging.Logger,
     allow_redirects: bool = True,
     before_attempt: Callable[[], object] | None = None,
+    total_timeout: float | None = None,
 ) -> requests.Response:
     """Send ``request``, retrying transient failures according to ``policy``.
 
     Usable with or without the SDK. The response of the final attempt is returned for any status
     that is not retryable (2xx, 3xx, other 4xx): deciding what a 404 means is the caller's job.
+
+    Every attempt is bounded in total, not only per socket read: the body is read here (into
+    ``response.content``, as ``requests`` would) against a deadline of ``total_timeout`` seconds
+    from the start of the attempt, so a server trickling bytes cannot hang a sync; running out is a
+    :class:`ResponseTooSlowError`, retried like other timeouts. A session with ``stream = True``
+    (a caller streaming a large download itself) gets the response unread, as it asked.
+
+    A host name that does not resolve is not retried (``DNS_MAX_ATTEMPTS`` attempts when the
+    resolver calls the failure temporary): :class:`HostNotResolvedError` names the host.
 
     Args:
         session: The session that sends (and pools connections).
@@ -381,6 +538,8 @@ def send_with_retry(
         logger: Where each retry is logged at WARNING (method, redacted URL, cause, wait).
         allow_redirects: Passed to :meth:`requests.Session.send`.
         before_attempt: Called before every attempt, retries included (client-side pacing).
+        total_timeout: Seconds one attempt may take from sending to the last byte of the body;
+            default: the read timeout (the ``request_timeout`` setting).
 
     Returns:
         The first response whose status is not retryable.
@@ -388,8 +547,14 @@ def send_with_retry(
     Raises:
         RetriesExhaustedError: The attempt or time budget ran out.
         RetryAfterTooLongError: The server asked to wait past the time budget.
+        HostNotResolvedError: The host name did not resolve.
     """
     _check_timeout(timeout)
+    read_timeout = float(timeout[1] if isinstance(timeout, tuple) else timeout)
+    limit = read_timeout if total_timeout is None else float(total_timeout)
+    if limit <= 0:
+        raise ValueError("total_timeout must be positive")
+    caller_streams = bool(session.stream)
     clock = policy.clock
     method = request.method or "GET"
     safe_url = redact_url(request.url)
@@ -403,9 +568,16 @@ def send_with_retry(
         response: requests.Response | None = None
         error: Exception | None = None
         try:
-            response = session.send(request, timeout=timeout, allow_redirects=allow_redirects)
+            attempt_started = time.monotonic()  # real time: sockets wait in real time, whatever the clock
+            response = session.send(request, timeout=timeout, allow_redirects=allow_redirects, stream=True)
+            if not caller_streams:
+                _read_body(response, deadline=attempt_started + limit, limit=limit, read_timeout=read_timeout)
         except RETRYABLE_EXCEPTIONS as exc:
             error = exc
+            if response is not None:
+                response.close()  # a half-read body: drop the connection rather than reuse it
+                response = None
+            _raise_if_unresolvable(exc, request, attempt, min(DNS_MAX_ATTEMPTS, policy.max_attempts))
         if response is not None and not policy.is_retryable_status(response.status_code):
             return response
 
@@ -472,6 +644,24 @@ def send_with_retry(
         clock.sleep(wait)
 
 
+def _raise_if_unresolvable(
+    error: Exception, request: requests.PreparedRequest, attempt: int, max_attempts: int
+) -> None:
+    """Raise :class:`HostNotResolvedError` when ``error`` is a DNS failure not worth another attempt."""
+    failure = _name_resolution_failure(error)
+    if failure is None or (failure.errno not in _PERMANENT_DNS_ERRORS and attempt < max_attempts):
+        return
+    host = urlsplit(request.url or "").hostname or "<no host>"
+    reason = failure.strerror or type(failure).__name__
+    tries = f" ({attempt} attempts)" if attempt > 1 else ""
+    raise HostNotResolvedError(
+        f"host '{host}' did not resolve: {reason}{tries}",
+        host=host,
+        reason=reason,
+        attempts=attempt,
+    ) from None
+
+
 def _describe(status_code: int | None, error: Exception | None) -> str:
     if status_code is not None:
         try:
@@ -479,5 +669,7 @@ def _describe(status_code: int | None, error: Exception | None) -> str:
         except ValueError:
             phrase = "Server Error"
         return f"HTTP {status_code} {phrase}"
+    if isinstance(error, ResponseTooSlowError):
+        return f"{type(error).__name__}: {error}"  # our own text, without the URL
     # Only the class name: exception text from urllib3 can include the full URL with its query.
     return type(error).__name__

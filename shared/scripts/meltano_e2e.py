@@ -210,6 +210,7 @@ def meltano_env(
             "TAP_THOUGHTINDUSTRIES_START_DATE": ti_start.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "TAP_THOUGHTINDUSTRIES_END_DATE": TI_END.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "TAP_THOUGHTINDUSTRIES_REQUESTS_PER_MINUTE": "1000000",  # the fake has no rate limit
+            "TAP_THOUGHTINDUSTRIES_WINDOW_DAYS": "0.5",  # a fraction from the environment, as .env.example has it
             "TAP_ZENGRC_API_URL": zengrc_url,
             "TAP_ZENGRC_USERNAME": ZENGRC_USERNAME,
             "TAP_ZENGRC_PASSWORD": ZENGRC_PASSWORD,

@@ -175,9 +175,10 @@ def test_retry_settings_schema_fragment():
     assert props["request_timeout"]["default"] == 300
     assert props["max_retries"]["default"] == 8
     assert props["max_retry_elapsed_seconds"]["default"] == 600
+    assert props["max_pages"]["default"] == 100_000  # a bound on requests too, so every tap has it
     # A tap appends it to its own list.
     names = [p.name for p in RETRY_SETTINGS]
-    assert names == ["request_timeout", "max_retries", "max_retry_elapsed_seconds"]
+    assert names == ["request_timeout", "max_retries", "max_retry_elapsed_seconds", "max_pages"]
 
 
 def test_timeout_from_config():

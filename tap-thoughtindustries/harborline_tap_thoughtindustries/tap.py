@@ -46,6 +46,10 @@ class BufferedMsgSpecWriter(MsgSpecWriter):
             out.flush()
 
 
+#: The text of a number above zero (e.g. "0.5", "7"), for settings Meltano passes as strings.
+POSITIVE_NUMBER_TEXT = r"^\s*(?=[0-9.]*[1-9])[0-9]*\.?[0-9]+\s*$"
+
+
 class TapThoughtIndustries(HarborlinePluginMixin, Tap):
     """Singer tap for the Thought Industries "incoming" REST API (events and resources)."""
 
@@ -91,11 +95,14 @@ class TapThoughtIndustries(HarborlinePluginMixin, Tap):
         ),
         th.Property(
             "window_days",
-            th.NumberType(exclusive_minimum=0),
+            # A number, or its text: Meltano carries a fractional setting from the environment only as a string
+            # (its `decimal` kind crashes on an environment variable in Meltano 4.4).
+            # (exclusiveMinimum applies to a number, pattern to text: JSON Schema keywords are per type).
+            th.CustomType({"type": ["number", "string"], "exclusiveMinimum": 0, "pattern": POSITIVE_NUMBER_TEXT}),
             default=1,
             description=(
-                "Size of the time windows events are read in, in days (fractions allowed). The "
-                "bookmark moves to the end of each completed window."
+                "Size of the time windows events are read in, in days (fractions allowed, e.g. 0.5; a number or "
+                "its text). The bookmark moves to the end of each completed window."
             ),
         ),
         th.Property(
