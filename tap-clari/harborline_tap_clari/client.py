@@ -35,17 +35,16 @@ from urllib.parse import quote
 
 import msgspec
 import requests
-from singer_sdk import singerlib as singer
-from singer_sdk.helpers._util import utc_now
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from harborline_singer_shared.auth import ApiKeyHeaderAuth, api_key_header_auth_from_config
 from harborline_singer_shared.http import HarborlineRESTStream, check_response
+from harborline_singer_shared.output import AllSelectedFastPathMixin
 from harborline_singer_shared.pseudonymize import PseudonymizedStreamMixin
 from harborline_singer_shared.retry import RetriesExhaustedError, send_with_retry
 
 if TYPE_CHECKING:
-    from collections.abc import Generator, Iterator
+    from collections.abc import Iterator
 
     from singer_sdk.helpers.types import Context, Record
 
@@ -191,7 +190,7 @@ def _job_id(body: Any) -> str | None:
     return None
 
 
-class ClariStream(PseudonymizedStreamMixin, HarborlineRESTStream):
+class ClariStream(AllSelectedFastPathMixin, PseudonymizedStreamMixin, HarborlineRESTStream):
     """Base of the five streams: URL, ``apikey`` header, the shared retry policy, and the export runner."""
 
     auth_settings_hint: ClassVar[str] = "`api_key`"
@@ -222,30 +221,6 @@ class ClariStream(PseudonymizedStreamMixin, HarborlineRESTStream):
             wanted = bool(pseudonymizer is not None and pseudonymizer.paths_for(self.name))
             self.__dict__["_clari_pseudonymized"] = wanted
         return super().post_process(row, context) if wanted else row
-
-    def _generate_record_messages(self, record: Record) -> Generator[singer.RecordMessage, None, None]:
-        """Build RECORD messages, skipping the SDK's per-record selection walk when it is a no-op.
-
-        With every property selected (the usual catalog) the walk removes nothing yet cost a tenth of a 200,000-entry
-        export; conformance is off (see :attr:`TYPE_CONFORMANCE_LEVEL`). With a partial selection the SDK's path
-        runs unchanged.
-        """
-        all_selected = self.__dict__.get("_clari_all_selected")
-        if all_selected is None:
-            all_selected = all(self.mask.values())
-            self.__dict__["_clari_all_selected"] = all_selected
-        if not all_selected:
-            yield from super()._generate_record_messages(record)
-            return
-        for stream_map in self.stream_maps:
-            mapped = stream_map.transform(record)
-            if mapped is not None:
-                yield singer.RecordMessage(
-                    stream=stream_map.stream_alias,
-                    record=mapped,
-                    version=self._stream_version,
-                    time_extracted=utc_now(),
-                )
 
     @cached_property
     def download_session(self) -> requests.Session:

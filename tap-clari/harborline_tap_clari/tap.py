@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import sys
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from singer_sdk import Tap
 from singer_sdk import typing as th
-from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError, FatalAPIError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
-from singer_sdk.singerlib import StateMessage
 
+from harborline_singer_shared.output import BufferedMsgSpecWriter
 from harborline_singer_shared.plugin import HarborlinePluginMixin
 from harborline_singer_shared.pseudonymize import pseudonymization_settings
 from harborline_singer_shared.retry import RETRY_SETTINGS
@@ -29,7 +27,6 @@ from harborline_tap_clari.streams import PERSONAL_DATA_FIELDS, STREAM_TYPES, For
 
 if TYPE_CHECKING:
     from singer_sdk.helpers.capabilities import CapabilitiesEnum
-    from singer_sdk.singerlib import Message
     from singer_sdk.streams import Stream
 
     from harborline_tap_clari.client import ClariStream
@@ -42,27 +39,6 @@ _MONTHS = 12
 
 class ExportsFailedError(FatalAPIError):
     """Some exports failed; every other one was emitted. Raised after the whole run."""
-
-
-class BufferedMsgSpecWriter(MsgSpecWriter):
-    """msgspec JSON lines (Decimals written as exact JSON numbers), flushed at every STATE message.
-
-    The SDK's default writer flushes stdout after every message; at 200,000 entries per export that shows. A target
-    still never sees a STATE before the records it covers: everything buffered is flushed before each STATE and at
-    exit.
-    """
-
-    def write_message(self, message: Message) -> None:
-        """Write one message; flush when it is a STATE message."""
-        data = self.format_message(message)
-        out = sys.stdout
-        buffer = getattr(out, "buffer", None)
-        if buffer is not None:
-            buffer.write(data)
-        else:  # a text-only stdout (tests redirecting to StringIO)
-            out.write(data.decode("utf-8"))
-        if isinstance(message, StateMessage):
-            out.flush()
 
 
 class TapClari(HarborlinePluginMixin, Tap):

@@ -17,14 +17,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from singer_sdk import singerlib as singer
-from singer_sdk.helpers._util import utc_now
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.pagination import BaseAPIPaginator
 
 from harborline_singer_shared.auth import BearerAuth, bearer_auth_from_config
 from harborline_singer_shared.dates import parse_datetime
 from harborline_singer_shared.http import HarborlineRESTStream
+from harborline_singer_shared.output import AllSelectedFastPathMixin
 from harborline_singer_shared.pagination import (
     CursorPaginator,
     DateWindow,
@@ -34,7 +33,7 @@ from harborline_singer_shared.pagination import (
 from harborline_singer_shared.pseudonymize import PseudonymizedStreamMixin
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Generator, Iterable
+    from collections.abc import Callable, Iterable
 
     import requests
     from singer_sdk.helpers.types import Context, Record
@@ -290,7 +289,7 @@ def build_shaper(schema: dict[str, Any]) -> Callable[[dict[str, Any]], tuple[dic
     return shape
 
 
-class ThoughtIndustriesStream(PseudonymizedStreamMixin, HarborlineRESTStream):
+class ThoughtIndustriesStream(AllSelectedFastPathMixin, PseudonymizedStreamMixin, HarborlineRESTStream):
     """Common base: URL, Bearer auth, the setting named on a 401, and fast record shaping."""
 
     auth_settings_hint: ClassVar[str] = "`api_key` and `api_url`"
@@ -309,30 +308,6 @@ class ThoughtIndustriesStream(PseudonymizedStreamMixin, HarborlineRESTStream):
             if dropped:
                 self._warn_dropped(tuple(dropped))
         return super().post_process(row, context)
-
-    def _generate_record_messages(self, record: Record) -> Generator[singer.RecordMessage, None, None]:
-        """Build RECORD messages, skipping the SDK's per-record selection walk when it is a no-op.
-
-        With every property selected (the usual catalog), walking each record against the
-        selection mask removes nothing yet cost a tenth of the run; conformance is off (see
-        :attr:`TYPE_CONFORMANCE_LEVEL`). With a partial selection the SDK's path runs unchanged.
-        """
-        all_selected = self.__dict__.get("_ti_all_selected")
-        if all_selected is None:
-            all_selected = all(self.mask.values())
-            self.__dict__["_ti_all_selected"] = all_selected
-        if not all_selected:
-            yield from super()._generate_record_messages(record)
-            return
-        for stream_map in self.stream_maps:
-            mapped = stream_map.transform(record)
-            if mapped is not None:
-                yield singer.RecordMessage(
-                    stream=stream_map.stream_alias,
-                    record=mapped,
-                    version=self._stream_version,
-                    time_extracted=utc_now(),
-                )
 
     def _warn_dropped(self, names: tuple[str, ...]) -> None:
         warned: set[tuple[str, ...]] = self.__dict__.setdefault("_ti_warned", set())

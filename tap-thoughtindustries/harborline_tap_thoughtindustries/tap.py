@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from singer_sdk import Tap
 from singer_sdk import typing as th
-from singer_sdk.contrib.msgspec import MsgSpecWriter
-from singer_sdk.singerlib import StateMessage
 
+from harborline_singer_shared.output import BufferedMsgSpecWriter
 from harborline_singer_shared.plugin import HarborlinePluginMixin
 from harborline_singer_shared.pseudonymize import pseudonymization_settings
 from harborline_singer_shared.retry import RETRY_SETTINGS
@@ -18,32 +16,9 @@ from harborline_tap_thoughtindustries.client import EPOCH_MS, ISO8601
 from harborline_tap_thoughtindustries.streams import CURSOR_STREAMS, EVENT_STREAMS, PERSONAL_DATA_FIELDS
 
 if TYPE_CHECKING:
-    from singer_sdk.singerlib import Message
     from singer_sdk.streams import Stream
 
 DEFAULT_REQUESTS_PER_MINUTE = 100
-
-
-class BufferedMsgSpecWriter(MsgSpecWriter):
-    """msgspec JSON lines, flushed at every STATE message instead of after every record.
-
-    The SDK's writers serialize with simplejson and flush stdout once per message; on 200,000
-    records both showed up in the profile. Flushing before each STATE keeps the one guarantee that
-    matters: a target never sees a bookmark before the records it covers (anything still buffered
-    is flushed at exit).
-    """
-
-    def write_message(self, message: Message) -> None:
-        """Write one message; flush when it is a STATE message."""
-        data = self.format_message(message)
-        out = sys.stdout
-        buffer = getattr(out, "buffer", None)
-        if buffer is not None:
-            buffer.write(data)
-        else:  # a text-only stdout (tests redirecting to StringIO)
-            out.write(data.decode("utf-8"))
-        if isinstance(message, StateMessage):
-            out.flush()
 
 
 #: The text of a number above zero (e.g. "0.5", "7"), for settings Meltano passes as strings.
