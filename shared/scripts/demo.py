@@ -15,8 +15,9 @@ installed). No credentials, no Docker, no network:
    pseudonymized e-mail token;
 5. stops everything and deletes every file it wrote. The exit status is non-zero when any step failed.
 
-Options: ``--users``, ``--events``, ``--days``, ``--seed``, ``--window-days`` and ``--keep`` (keep the
-temporary directory with the configs and logs).
+Options: ``--users``, ``--events``, ``--days``, ``--seed``, ``--window-days`` and ``--keep``: keep PostgreSQL
+running after the summary, with a ready ``psql`` command, until Enter (or end of input, or Ctrl-C); the configs and
+logs are kept too.
 """
 
 from __future__ import annotations
@@ -266,6 +267,15 @@ def report(server: PostgresServer, args: argparse.Namespace, elapsed: float) -> 
         conn.close()
 
 
+def keep_running(server: PostgresServer) -> None:
+    """Leave the loaded database up for a person to look at, until Enter, end of input or Ctrl-C."""
+    print(f"PostgreSQL stays up; the tables are in schema {SCHEMA}. In another terminal:", flush=True)
+    print(f"  {server.psql_command(DATABASE)}", flush=True)
+    print("Press Enter (or Ctrl-C) to stop it and delete everything.", flush=True)
+    with contextlib.suppress(EOFError, KeyboardInterrupt):
+        input()
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options (all have demo-sized defaults)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -274,7 +284,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--days", type=float, default=90)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--window-days", type=float, default=7, help="the tap's window_days")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory (configs, logs)")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep PostgreSQL up after the summary (psql command printed), and the logs"
+    )
     return parser.parse_args(argv)
 
 
@@ -293,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
             tap_config, target_config = write_configs(args, workdir, api_url, server)
             elapsed = run_pipeline(workdir, tap_config, target_config)
             report(server, args, elapsed)
+            if args.keep:
+                keep_running(server)
             log("stopping the fake API and PostgreSQL ...")
     except (DemoError, PostgresServerError, psycopg2.Error, OSError, ValueError) as err:
         print(f"[demo] FAILED: {err}", file=sys.stderr, flush=True)

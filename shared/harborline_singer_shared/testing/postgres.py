@@ -32,6 +32,7 @@ import logging
 import os
 import pwd
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -503,6 +504,11 @@ class PostgresServer:
                     cur.execute(statement)
         finally:
             conn.close()
+
+    def psql_command(self, dbname: str | None = None) -> str:
+        """A shell command that opens psql on the database (for a person to paste; the password is in the URI)."""
+        self._require_started()
+        return f"{shlex.quote(self._psql_path())} {shlex.quote(self.dsn(dbname or self.default_dbname))}"
 
     def _psql_path(self) -> str:
         candidates: list[Path] = []
