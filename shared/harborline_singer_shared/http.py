@@ -18,6 +18,7 @@ does not resolve is one line naming the host and the setting, without minutes of
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from functools import cached_property
 from http import HTTPStatus
@@ -344,9 +345,12 @@ class HarborlineRESTStream(RESTStream[Any]):
                     if self._continue_if_empty(paginator, resp):
                         self._advance(paginator, resp)
                         continue
+                    # An empty last page is how most APIs end a chain: not news at INFO (a windowed stream would
+                    # log it once per window).
                     self.log(
                         "Pagination stopped after %d pages because no records were found in the last response",
                         pages,
+                        level=logging.DEBUG,
                     )
                     break
                 yield from records

@@ -30,6 +30,7 @@ from harborline_singer_shared.pagination import (
     PaginationError,
     iter_date_windows,
 )
+from harborline_singer_shared.progress import Progress
 from harborline_singer_shared.pseudonymize import PseudonymizedStreamMixin
 
 if TYPE_CHECKING:
@@ -417,12 +418,27 @@ class EventStream(ThoughtIndustriesStream):
         if start is None:  # start_date is required, but be explicit about what happens without
             msg = f"{self.name}: no bookmark and no `start_date`; set the `start_date` setting."
             raise ValueError(msg)
-        for window in iter_date_windows(start, self.end_date, self.window_size):
+        windows = list(iter_date_windows(start, self.end_date, self.window_size))
+        progress = Progress(self.logger)
+        events = 0
+        for number, window in enumerate(windows, 1):
             self._window = window
-            yield from self.request_records(context)
+            for record in self.request_records(context):
+                events += 1
+                yield record
             # Every record of the window has been written by now (the SDK writes a record before
             # asking for the next one), so the window may be committed.
             self._commit_window(window, context)
+            progress.step(
+                "stream '%s': window %d of %d read (%s to %s), %d events so far",
+                self.name,
+                number,
+                len(windows),
+                window.start.isoformat(),
+                window.end.isoformat(),
+                events,
+                final=number == len(windows),
+            )
         self._window = None
 
     def _commit_window(self, window: DateWindow, context: Context | None) -> None:
