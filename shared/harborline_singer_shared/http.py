@@ -32,6 +32,7 @@ from singer_sdk.pagination import SinglePagePaginator
 from singer_sdk.streams import RESTStream
 
 from harborline_singer_shared.pagination import DEFAULT_MAX_PAGES, PageGuard, apply_next_link
+from harborline_singer_shared.plugin import STREAM_ATTR
 from harborline_singer_shared.retry import (
     DEFAULT_REQUEST_TIMEOUT_SECONDS,
     SYSTEM_CLOCK,
@@ -307,6 +308,18 @@ class HarborlineRESTStream(RESTStream[Any]):
         return f"HTTP {_status_text(response)} for {_request_label(response)}"
 
     def request_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        """Every record of one request chain (:meth:`request_pages`); a clear error is tagged with this stream.
+
+        The tag lets the plugin's one error line name the stream (`stream 'x': Giving up on GET ...`).
+        """
+        try:
+            yield from self.request_pages(context)
+        except FatalAPIError as exc:
+            if getattr(exc, STREAM_ATTR, None) is None:
+                setattr(exc, STREAM_ATTR, self.name)
+            raise
+
+    def request_pages(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Request every page of one request chain and yield its records, guarded against loops.
 
         The SDK's page loop, plus what it lacks: a :class:`~harborline_singer_shared.pagination.PageGuard`

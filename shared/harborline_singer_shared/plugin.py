@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 PRIVACY_SETTINGS = ("pseudonymize", "pseudonymization_key", "pseudonymization_key_version")
 #: How alike an unknown setting must be to a known one to be called a near miss (difflib ratio).
 NEAR_MISS = 0.75
+#: Attribute a stream sets on a clear error raised while it synced, so the one error line can name the stream.
+STREAM_ATTR = "harborline_stream"
 #: The SDK logs this before re-raising any error of a stream; the plugin's own one line follows, so it is dropped.
 _SDK_SYNC_ERROR = "An unhandled error occurred while syncing '%s'"
 
@@ -188,7 +190,11 @@ class HarborlinePluginMixin:
         try:
             return super().invoke(*args, **kwargs)  # type: ignore[misc]
         except cls.clear_errors as exc:
-            cls.logger.error("%s", exc)  # type: ignore[attr-defined]  # noqa: TRY400 - the message is the story
+            message = str(exc)
+            stream = getattr(exc, STREAM_ATTR, None)
+            if stream and not message.startswith("stream '"):
+                message = f"stream {stream!r}: {message}"  # every error line reads `stream 'x': ...`
+            cls.logger.error("%s", message)  # type: ignore[attr-defined]  # noqa: TRY400 - the message is the story
             sys.exit(1)
         except ConfigValidationError as exc:
             # The SDK's CLI would log each error and then "Config validation failed" on a line of its own.
