@@ -49,7 +49,7 @@ def _import_name(pkg: str) -> str:
     return str(_pyproject(pkg)["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"][0])
 
 
-def _sync(session: nox.Session, *args: str) -> None:
+def _sync(session: nox.Session, *args: str, quiet: bool = True) -> None:
     """Install exactly what uv.lock holds for `args` into the session's environment.
 
     Workspace packages are installed non-editable: tests import the installed package, as a user would.
@@ -62,7 +62,7 @@ def _sync(session: nox.Session, *args: str) -> None:
         "sync",
         "--locked",
         "--no-editable",
-        "--quiet",
+        *(["--quiet"] if quiet else []),
         *rebuild,
         *args,
         env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location},
@@ -175,7 +175,8 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def demo(session: nox.Session) -> None:
     """tap-thoughtindustries | target-postgres: fake API with generated data into a throwaway PostgreSQL."""
-    _sync(session, "--all-packages", "--group", "test")
+    session.log("installing the locked packages (uv lists each one) ...")
+    _sync(session, "--all-packages", "--group", "test", quiet=False)
     session.run("python", str(ROOT / "shared" / "scripts" / "demo.py"), *session.posargs)
 
 

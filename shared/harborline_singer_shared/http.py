@@ -33,6 +33,7 @@ from singer_sdk.streams import RESTStream
 
 from harborline_singer_shared.pagination import DEFAULT_MAX_PAGES, PageGuard, apply_next_link
 from harborline_singer_shared.plugin import STREAM_ATTR
+from harborline_singer_shared.progress import Progress
 from harborline_singer_shared.retry import (
     DEFAULT_REQUEST_TIMEOUT_SECONDS,
     SYSTEM_CLOCK,
@@ -307,13 +308,26 @@ class HarborlineRESTStream(RESTStream[Any]):
         """Describe an error status by method and path only; bodies and queries may hold secrets."""
         return f"HTTP {_status_text(response)} for {_request_label(response)}"
 
+    #: Log `stream 'x': N records so far` at a steady interval (a stream with its own progress lines turns it off).
+    log_progress: ClassVar[bool] = True
+    _records_read = 0
+
+    @cached_property
+    def _progress(self) -> Progress | None:
+        return Progress(self.logger) if self.log_progress else None
+
     def request_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Every record of one request chain (:meth:`request_pages`); a clear error is tagged with this stream.
 
         The tag lets the plugin's one error line name the stream (`stream 'x': Giving up on GET ...`).
         """
+        progress = self._progress
         try:
-            yield from self.request_pages(context)
+            for record in self.request_pages(context):
+                yield record
+                if progress is not None:
+                    self._records_read += 1
+                    progress.step("stream '%s': %d records so far", self.name, self._records_read)
         except FatalAPIError as exc:
             if getattr(exc, STREAM_ATTR, None) is None:
                 setattr(exc, STREAM_ATTR, self.name)

@@ -376,6 +376,8 @@ class EventStream(ThoughtIndustriesStream):
     at most one window, and re-reading a window yields the same rows (upsert makes it idempotent).
     """
 
+    log_progress = False  # its own lines name the window as well (see get_records)
+
     replication_key = "timestamp"
     is_sorted = False
     #: Vendor endpoint name, e.g. ``courseCompletion``.
