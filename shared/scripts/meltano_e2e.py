@@ -165,7 +165,10 @@ def make_project_from_entries(workdir: Path) -> Path:
     project = workdir / "project"
     project.mkdir()
     plugins: dict[str, list[Any]] = {"extractors": [], "loaders": []}
-    for plugin in (*TAPS, "target-postgres"):
+    plugin_folders = sorted(
+        p.parent.name for p in ROOT.glob("*/meltano.yml") if p.parent.name.startswith(("tap-", "target-"))
+    )
+    for plugin in plugin_folders:  # every plugin installs; the jobs below run TAPS into target-postgres
         kind = "extractors" if plugin.startswith("tap-") else "loaders"
         entries = yaml.safe_load((ROOT / plugin / "meltano.yml").read_text(encoding="utf-8"))["plugins"][kind]
         plugins[kind] += [e for e in entries if e["name"] == plugin]
