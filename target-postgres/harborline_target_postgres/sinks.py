@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import decimal
+import hashlib
 import itertools
 import queue
 import re
@@ -754,6 +755,7 @@ class _Commit(threading.Thread):
         except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread by wait_committed()
             self.error = exc
         finally:
+            sink.target.pool.release(self.conn)  # the slot is free for other streams at once
             # Writes the STATE that waited for this commit (none ever again if it failed).
             self._emitter.end(self, self.error)
 
@@ -791,6 +793,12 @@ def _close_quietly(conn: psycopg2.extensions.connection | None) -> None:
             conn.close()
 
 
+#: A time of day whose second is 60 (a leap second), as COPY text.
+_LEAP_SECOND = re.compile(rb"\d:\d\d:60(?!\d)")
+
+#: Identifies a sink's temporary staging table on a pooled connection (a new SCHEMA needs a new one).
+_SINK_TOKENS = itertools.count(1)
+
 #: SQLSTATEs after which the same batch, sent again on a new connection, can succeed: the server shut down or is
 #: restarting (57P01-57P03), a serialization failure or deadlock (40001, 40P01), a connection exception (08...).
 _TRANSIENT_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "40001", "40P01"})
@@ -809,8 +817,10 @@ def _is_transient(exc: BaseException, conn: psycopg2.extensions.connection | Non
     code = exc.pgcode or ""
     if code in _TRANSIENT_SQLSTATES or code.startswith("08"):
         return True
+    if conn is None:  # opening a connection: no server answer (refused, unreachable); not a login or SQL error
+        return isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)) and not code
     # Connection lost (terminated backend, server crash, network): psycopg2 marks the connection closed.
-    return isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)) and (conn is None or bool(conn.closed))
+    return isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)) and bool(conn.closed)
 
 
 def _transaction_committed(conn: psycopg2.extensions.connection, xid: int) -> bool:
@@ -884,7 +894,15 @@ class PostgresSink(BatchSink):
         self._key_getter: Callable[[Any], Any] | None = None
         self._overwrite_pending = False
         self._session_sql: tuple[str, ...] = ()
-        self._spare: psycopg2.extensions.connection | None = None
+        self._token = next(_SINK_TOKENS)
+        #: `conn` holds one of the pool's streaming slots (an open batch streaming its COPY).
+        self._streaming = False
+        #: The open batch could not get a streaming connection ready: it sends its data at the hand-off.
+        self._no_stream = False
+        #: Rows of the open batch already flushed (their input lines are `_lines[:_lines_flushed]`).
+        self._lines_flushed = 0
+        #: Date, time and timestamp columns (checked for leap seconds per flushed chunk).
+        self._temporal: list[int] = []
         self._inflight: _Commit | None = None
         self._max_rows = int(self.config.get("batch_size_rows") or 100_000)
         self._max_bytes = target.batch_size_bytes
@@ -919,21 +937,39 @@ class PostgresSink(BatchSink):
         A server or connection error becomes one clear TargetLoadError (no traceback); the DDL transaction is rolled
         back, so the table is as it was.
         """
+        pool = self.target.pool
+        conn = pool.acquire()
         try:
+            if conn is None:
+                try:
+                    conn = pool.open()
+                except psycopg2.Error as exc:
+                    msg = f"stream {self.stream_name!r}: {pool.describe(exc)}"
+                    raise TargetLoadError(msg) from None
+            self.conn = conn
             self._setup()
         except psycopg2.Error as exc:
+            self.conn = None
+            pool.release(conn)
             self.close()
             lines = str(exc).strip().splitlines()
             primary = exc.diag.message_primary or (lines[0] if lines else type(exc).__name__)
             msg = f"stream {self.stream_name!r}: preparing the table failed: {primary} (nothing was changed)"
             raise TargetLoadError(msg) from None
+        except BaseException:
+            self.conn = None
+            pool.release(conn)
+            raise
+        # The open batch takes a connection when it first has data to stream (see `pool`).
+        self.conn = None
+        pool.release(conn)
 
     def _setup(self) -> None:
         self.schema_name = self.target.schema_name
-        self.conn = connector.connect(self.config)
         t = self.target
+        assert self.conn is not None  # noqa: S101
+        t.ensure_schema(self.conn)
         with self.conn.cursor() as cur:
-            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(self.schema_name)}")
             self.table_name = t.table_name_for(cur, self.stream_name)
             existing = connector.read_columns(cur, self.schema_name, self.table_name)
             self.plan: TablePlan = plan_table(
@@ -985,6 +1021,9 @@ class PostgresSink(BatchSink):
     def _prepare_load(self) -> None:
         t = self.target
         self.load_columns = self.plan.source_columns
+        self._temporal = [
+            i for i, c in enumerate(self.load_columns) if c.type.kind in {Kind.DATE, Kind.TIME, Kind.TIMESTAMP}
+        ]
         self._row = build_row_function(self.load_columns, validate=t.validate_records)
         required = [r for r in (self.schema.get("required") or []) if isinstance(r, str)]
         loader = build_struct_loader(self.load_columns, required) if t.validate_records else None
@@ -1009,7 +1048,7 @@ class PostgresSink(BatchSink):
         self._table_copy_sql = f"COPY {target} ({cols}) FROM STDIN"
         self._stream_sql = self._table_copy_sql
         if self.mode == "append-only":
-            return
+            return None
         if self._watermark is not None:
             with self.conn.cursor() as cur:  # type: ignore[union-attr]
                 key = quote(self.load_columns[self._watermark].name)
@@ -1019,8 +1058,10 @@ class PostgresSink(BatchSink):
         plain_cols = cols
         cols += f", {quote(SEQ_COLUMN)}"
         if self.mode == "upsert":
-            stage = quote("hl_stage")
+            # One per table: a pooled connection serves several streams (and later SCHEMAs of one stream).
+            stage = "pg_temp." + quote("hl_stage_" + hashlib.sha256(target.encode()).hexdigest()[:16])
             stage_sql: tuple[str, ...] = (
+                f"DROP TABLE IF EXISTS {stage}",
                 f"CREATE TEMP TABLE {stage} (LIKE {target} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
                 f"ALTER TABLE {stage} ADD COLUMN {quote(SEQ_COLUMN)} bigint",
             )
@@ -1034,17 +1075,22 @@ class PostgresSink(BatchSink):
             if self.table_name in t.overwrite_started:
                 stage_sql = self._resync_stage_sql(stage)
             t.overwrite_started.add(self.table_name)
+        self._stage = stage
+        if self.mode == "upsert":
+            self._session_sql = stage_sql  # every load connection needs its own temporary staging table
+            self._ensure_session(self.conn)
+            return self._set_copy_sql(stage, plain_cols, cols)
         with self.conn.cursor() as cur:  # type: ignore[union-attr]
             for stmt in stage_sql:
                 cur.execute(stmt)
         self.conn.commit()  # type: ignore[union-attr]
-        self._stage = stage
+        return self._set_copy_sql(stage, plain_cols, cols)
+
+    def _set_copy_sql(self, stage: str, plain_cols: str, cols: str) -> None:
         self._stage_copy_unsequenced = f"COPY {stage} ({plain_cols}) FROM STDIN"
         self._copy_sql = f"COPY {stage} ({cols}) FROM STDIN"
         if self._watermark is None:
             self._stream_sql = self._copy_sql
-        if self.mode == "upsert":
-            self._session_sql = stage_sql  # every load connection needs its own temporary staging table
 
     def _watermark_column(self, loader: StructLoader | None) -> int | None:
         """The key column that makes new keys recognisable without asking the server, if the stream has one.
@@ -1067,12 +1113,74 @@ class PostgresSink(BatchSink):
         return keys[0]
 
     def _new_load_connection(self) -> psycopg2.extensions.connection:
-        """A second connection, so the next batch streams in while the previous one merges and commits."""
-        conn = connector.connect(self.config)
+        """A new connection for a slot this sink holds (opened, or reopened after a fault), ready to load."""
+        conn = self.target.pool.open()
+        try:
+            self._ensure_session(conn)
+        except BaseException:
+            _close_quietly(conn)
+            raise
+        return conn
+
+    def _ensure_session(self, conn: psycopg2.extensions.connection) -> None:
+        """Give a (pooled) connection this sink's temporary staging table, once (it may hold an older one)."""
+        if not self._session_sql:
+            return
+        prepared: dict[str, int] = conn.hl_prepared
+        if prepared.get(self._stage) == self._token:
+            return
         with conn.cursor() as cur:
             for stmt in self._session_sql:
                 cur.execute(stmt)
         conn.commit()
+        prepared[self._stage] = self._token
+
+    def _checkout_streaming(self) -> psycopg2.extensions.connection | None:
+        """A connection for the open batch to stream into, if the pool has one free right away and it is ready.
+
+        Streaming is an optimisation: on any failure the batch keeps its data and sends it when it is handed off
+        (where a failure is reported, after the earlier batches' outcome), and it does not try again.
+        """
+        if self._no_stream:
+            return None
+        pool = self.target.pool
+        taken, conn = pool.try_acquire_streaming()
+        if not taken:
+            return None
+        try:
+            if conn is None:
+                conn = self._new_load_connection()
+            else:
+                self._ensure_session(conn)
+        except psycopg2.Error:
+            _close_quietly(conn)
+            pool.release(None, streaming=True)
+            self._no_stream = True
+            return None
+        return conn
+
+    def _checkout(self, lines: array[int]) -> psycopg2.extensions.connection:
+        """A connection ready to load a handed-off batch, from the pool (waiting for a free one if need be)."""
+        pool = self.target.pool
+        conn = pool.acquire()
+        try:
+            if conn is not None:
+                try:
+                    self._ensure_session(conn)
+                except psycopg2.Error:  # e.g. an idle connection the server dropped meanwhile: open a new one
+                    _close_quietly(conn)
+                    conn = None
+            if conn is None:
+                try:
+                    conn = self._new_load_connection()
+                except psycopg2.Error as exc:
+                    if not _is_transient(exc, None):
+                        raise TargetLoadError(self._load_failed(exc, lines)) from None
+                    self.logger.warning("Stream %r: %s; reconnecting", self.stream_name, _reason(exc))
+                    conn = self._reconnect(exc, lines)
+        except BaseException:
+            pool.release(None)
+            raise
         return conn
 
     def _resync_stage_sql(self, stage: str) -> tuple[str, ...]:
@@ -1225,7 +1333,14 @@ class PostgresSink(BatchSink):
     def _flush(self) -> None:
         if self._watermark is not None:
             # Held rows count toward the batch's byte bound too (as characters: they are sent at the commit).
-            self._batch_bytes += sum(map(len, itertools.islice(self._old_rows, self._old_counted, None)))
+            new = itertools.islice(self._old_rows, self._old_counted, None)
+            if self._temporal:
+                held = list(new)
+                self._batch_bytes += sum(map(len, held))
+                if ":60" in "".join(held):
+                    self._refuse_leap_second([r.encode("utf-8") for r in held], self._old_lines, self._old_counted)
+            else:
+                self._batch_bytes += sum(map(len, new))
             self._old_counted = len(self._old_rows)
         if not self._chunks:
             self._chunk_chars = 0
@@ -1234,17 +1349,53 @@ class PostgresSink(BatchSink):
         self._chunks.clear()
         self._chunk_chars = 0
         self._batch_bytes += len(data)
+        flushed, self._lines_flushed = self._lines_flushed, len(self._lines)
+        if self._temporal and b":60" in data:  # one search per chunk (about 1 MB), not per record
+            self._refuse_leap_second(data.split(b"\n"), self._lines, flushed)
         # Kept until the commit: after a transient fault the batch is sent again on a new connection (and a watermark
         # batch may have to be redone the staging way).
         self._sent.append(data)
         if self._copy is None:
-            self._copy = CopyStream(self.conn, self._stream_sql)  # type: ignore[arg-type,unused-ignore]
+            if self.conn is None:
+                self.conn = self._checkout_streaming()
+                if self.conn is None:
+                    return  # no connection free now: the data is sent when the batch is handed off
+                self._streaming = True
+                for chunk in self._sent[:-1]:  # what the batch kept before it had a connection
+                    self._start_copy().write(chunk)
         elif self._copy.error is not None:
             if _is_transient(self._copy.error, self.conn):
                 self._reopen_batch()  # sends every chunk of the batch again, this one included
                 return
             self._finish_copy()  # raises with context
-        self._copy.write(data)
+        self._start_copy().write(data)
+
+    def _refuse_leap_second(self, rows: list[bytes], lines: array[int], first: int) -> None:
+        """Stop at a leap second (`23:59:60`) in a date/time column, naming stream, input line and property.
+
+        PostgreSQL would store it as the next second (`9999-12-31T23:59:60` as year 10000, which no client reads
+        back): the data is loaded exactly as sent or not at all.
+        """
+        for k, row in enumerate(rows):
+            if b":60" not in row:
+                continue
+            fields = row.split(b"\t")
+            for i in self._temporal:
+                if i < len(fields) and _LEAP_SECOND.search(fields[i]):
+                    col = self.load_columns[i]
+                    prop = ".".join(col.source.path) if col.source else col.name
+                    line = lines[first + k] if first + k < len(lines) else "?"
+                    msg = (
+                        f"stream {self.stream_name!r}, input line {line}: property {prop!r} holds a leap second "
+                        "(second 60), which PostgreSQL cannot store as such (it would become the next second): "
+                        "refused; nothing of the batch was committed"
+                    )
+                    raise RecordTypeError(msg)
+
+    def _start_copy(self) -> CopyStream:
+        if self._copy is None:
+            self._copy = CopyStream(self.conn, self._stream_sql)  # type: ignore[arg-type,unused-ignore]
+        return self._copy
 
     def _reopen_batch(self) -> None:
         """The open batch's connection was lost mid-COPY: stream the batch so far again on a new connection."""
@@ -1327,8 +1478,21 @@ class PostgresSink(BatchSink):
         self._flush()
         copy, self._copy = self._copy, None
         conn, rows, lines = self.conn, self._batch_rows, self._lines
-        assert conn is not None  # noqa: S101
-        self.wait_committed()
+        if self._streaming:
+            self.target.pool.streaming_ended()  # the connection now belongs to the commit
+            self._streaming = False
+        self.conn = None
+        try:
+            self.wait_committed()
+        except BaseException:
+            if copy is not None:
+                with contextlib.suppress(Exception):  # rolled back by `release`
+                    copy.close()
+            if conn is not None:
+                self.target.pool.release(conn)
+            raise
+        if conn is None:  # the batch did not stream: send its data on a connection of the pool
+            conn = self._checkout(lines)
         if self.mode == "overwrite":
             self._overwrite_pending = True
         old = (self._old_rows, self._old_lines, self._sent) if self._watermark is not None else None
@@ -1337,16 +1501,9 @@ class PostgresSink(BatchSink):
         self._lines = array("q")
         self._old_rows, self._old_lines, self._sent = [], array("q"), []
         self._old_counted = 0
+        self._lines_flushed = 0
         self._reopened = 0
-        self.conn, self._spare = self._spare, conn
-        if self.conn is None:
-            try:
-                self.conn = self._new_load_connection()
-            except psycopg2.Error as exc:
-                if not _is_transient(exc, None):
-                    raise TargetLoadError(self._load_failed(exc)) from None
-                self.logger.warning("Stream %r: %s; reconnecting", self.stream_name, _reason(exc))
-                self.conn = self._reconnect(exc, self._lines)
+        self._no_stream = False
 
     @property
     def committing(self) -> bool:
@@ -1359,19 +1516,8 @@ class PostgresSink(BatchSink):
         if job is None:
             return
         job.join()
-        self._adopt_connection(job)
         if job.error is not None:
             raise job.error
-
-    def _adopt_connection(self, job: _Commit) -> None:
-        """A batch redone on a new connection: that one takes the lost one's place as the spare."""
-        if job.conn is job.first_conn:
-            return
-        if self._spare is job.first_conn:
-            self._spare = job.conn
-        else:
-            _close_quietly(job.conn)
-        _close_quietly(job.first_conn)
 
     def _commit_batch(  # noqa: PLR0917 - the batch's parts, as handed over
         self,
@@ -1385,7 +1531,8 @@ class PostgresSink(BatchSink):
         """Runs in the commit thread."""
         started = time.perf_counter()
         try:
-            self._commit_once(job, job.conn, copy, held, None)
+            # A batch that did not stream sends the data it kept now (the same way as a redo).
+            self._commit_once(job, job.conn, copy, held, sent if copy is None else None)
         except psycopg2.Error as exc:
             _rollback(job.conn)
             if _is_transient(exc, job.conn):
@@ -1553,21 +1700,26 @@ class PostgresSink(BatchSink):
     def finalize_overwrite(self) -> None:
         """Replace the table's rows with the staged ones in one transaction (readers see old or new, never none)."""
         self.wait_committed()
-        if self.mode != "overwrite" or not self._overwrite_pending or self.conn is None:
+        if self.mode != "overwrite" or not self._overwrite_pending:
             return
+        pool = self.target.pool
+        conn = pool.acquire()
         try:
-            with self.conn.cursor() as cur:
+            conn = conn or pool.open()
+            with conn.cursor() as cur:
                 cur.execute(f"DELETE FROM {self.table_target}")
                 cur.execute(self._merge_sql(self._stage, self.table_target, replace=True))
                 cur.execute(f"DROP TABLE {self._stage}")
-            self.conn.commit()
+            conn.commit()
         except psycopg2.Error as exc:
-            _rollback(self.conn)
+            _rollback(conn)
             msg = (
                 f"stream {self.stream_name!r}: replacing the rows of {self.schema_name}.{self.table_name} failed: "
                 f"{_reason(exc)} (the table keeps its previous rows)"
             )
             raise TargetLoadError(msg) from None
+        finally:
+            pool.release(conn)
         self._overwrite_pending = False
         self.target.overwrite_started.discard(self.table_name)
         self.logger.info("Replaced the rows of %s.%s (overwrite)", self.schema_name, self.table_name)
@@ -1582,15 +1734,31 @@ class PostgresSink(BatchSink):
         super().clean_up()
 
     def abandon(self) -> None:
-        """The run failed: roll back the open batch, drop an overwrite run's staging table, close the connection."""
+        """The run failed: roll back the open batch and give back its connections (see `drop_overwrite_stage`)."""
         with contextlib.suppress(Exception):
             self.close()
-        if getattr(self, "mode", None) == "overwrite" and getattr(self, "_stage", None):
-            with contextlib.suppress(Exception), contextlib.closing(connector.connect(self.config)) as conn:
-                with conn.cursor() as cur:
-                    cur.execute(f"DROP TABLE IF EXISTS {self._stage}")
-                conn.commit()
-            self.target.overwrite_started.discard(self.table_name)
+
+    def drop_overwrite_stage(self) -> None:
+        """After a failed run (every sink closed): drop an overwrite run's staging table.
+
+        Only if a connection is free: the next run drops and recreates it anyway.
+        """
+        if getattr(self, "mode", None) != "overwrite" or not getattr(self, "_stage", None):
+            return
+        pool = self.target.pool
+        taken, conn = pool.try_acquire()
+        if not taken:
+            return
+        try:
+            conn = conn or pool.open()
+            with conn.cursor() as cur:
+                cur.execute(f"DROP TABLE IF EXISTS {self._stage}")
+            conn.commit()
+        except psycopg2.Error:
+            _rollback(conn)
+        finally:
+            pool.release(conn)
+        self.target.overwrite_started.discard(self.table_name)
 
     def close(self) -> None:
         """Abandon anything uncommitted and close the connections (a handed-off batch is waited for first)."""
@@ -1600,10 +1768,10 @@ class PostgresSink(BatchSink):
             self._copy = None
         job, self._inflight = self._inflight, None
         if job is not None:
-            job.join()
-            self._adopt_connection(job)
-        for conn in (self.conn, self._spare):
-            if conn is not None and not conn.closed:
-                _rollback(conn)
-                with contextlib.suppress(psycopg2.Error):
-                    conn.close()
+            job.join()  # it gives its connection back itself
+        conn, self.conn = self.conn, None
+        if self._streaming:
+            self._streaming = False
+            self.target.pool.release(conn, streaming=True)
+        elif conn is not None:
+            _close_quietly(conn)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import decimal
 import hashlib
+import logging
 import os
 import re
 import sys
@@ -12,6 +13,8 @@ import typing as t
 from collections import Counter, defaultdict
 
 import msgspec
+import psycopg2
+import psycopg2.errors
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError, MissingKeyPropertiesError, RecordsWithoutSchemaException
 from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
@@ -25,6 +28,7 @@ from harborline_singer_shared.pseudonymize import PSEUDONYMIZATION_SETTINGS, Pse
 from harborline_singer_shared.rules import IncompatibleSchemaChangeError, NameAllocator
 from harborline_singer_shared.rules.plan import MissingKeyColumnError
 from harborline_target_postgres import connector
+from harborline_target_postgres.pool import DEFAULT_MAX_CONNECTIONS, ConnectionPool
 from harborline_target_postgres.sinks import PostgresSink, TargetLoadError
 from harborline_target_postgres.state import StateEmitter
 
@@ -47,12 +51,55 @@ _decode_envelope = msgspec.json.Decoder(_Envelope).decode
 #: Errors that are the input's or the warehouse's fault: reported as one line, exit code 1, no traceback.
 CLEAR_ERRORS = (
     TargetLoadError,
+    connector.ConnectionCheckError,
+    connector.ConnectionSettingsError,
     IncompatibleSchemaChangeError,
     MissingKeyColumnError,
     MissingKeyPropertiesError,
     RecordsWithoutSchemaException,
     InvalidInputLine,
 )
+
+
+#: Characters that must not reach a log line raw: a stream or property name holding them could forge or hide lines.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escape_control(text: str) -> str:
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+class ControlCharacterFilter(logging.Filter):
+    """Escape control characters (repr-style: `\\n`, `\\x1b`) in every log line, its logger name included.
+
+    Names come from the input (stream and property names are any JSON string); the SDK's own lines and the per-stream
+    logger names use them raw. Costs nothing per record: it runs per log line.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record in place when it holds a control character; never drop it."""
+        if _CONTROL.search(record.name):
+            record.name = _escape_control(record.name)
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a broken format string is the logging module's to report
+            return True
+        if _CONTROL.search(message):
+            record.msg = _escape_control(message)
+            record.args = None
+        return True
+
+
+def install_control_character_filter(logger: logging.Logger) -> None:
+    """Attach the filter to every handler `logger`'s records reach (once)."""
+    current: logging.Logger | None = logger
+    while current is not None:
+        for handler in current.handlers:
+            if not any(isinstance(f, ControlCharacterFilter) for f in handler.filters):
+                handler.addFilter(ControlCharacterFilter())
+        if not current.propagate:
+            break
+        current = current.parent
 
 
 _STREAM_IN_LINE = re.compile(rb'"stream"\s*:\s*"((?:[^"\\]|\\.){1,200})"')
@@ -77,6 +124,8 @@ class LineReader(GenericSingerReader[t.Any]):
     def __init__(self) -> None:
         super().__init__()
         self.line_number = 0
+        #: Called before the first line is read (the target checks its connection there).
+        self.on_start: t.Callable[[], None] | None = None
         self.on_failure: t.Callable[[], None] | None = None
         #: (stream, raw record) -> True when handled; False sends the line through the generic dict path.
         self.on_raw_record: t.Callable[[str | None, msgspec.Raw], bool] | None = None
@@ -106,6 +155,10 @@ class LineReader(GenericSingerReader[t.Any]):
             raise InvalidInputLine(msg)
         return value
 
+    def _started(self) -> None:
+        if self.on_start is not None:
+            self.on_start()
+
     def process_lines(
         self,
         file_input: t.IO[t.Any] | None,
@@ -117,6 +170,7 @@ class LineReader(GenericSingerReader[t.Any]):
         on_raw = self.on_raw_record
         records = 0
         self.hot_records = 0
+        self._started()
         lines = iter(file_input or self.default_input)
         try:
             for raw in lines:
@@ -190,7 +244,13 @@ class TargetPostgres(HarborlinePluginMixin, Target):
     ]
 
     config_jsonschema = th.PropertiesList(
-        th.Property("host", th.StringType, description="PostgreSQL host name or address."),
+        th.Property(
+            "host",
+            th.StringType,
+            description="PostgreSQL host name or address, or a Unix-socket directory (a path starting with /). "
+            "Required unless sqlalchemy_url is set: without it the target stops at start-up, naming the setting "
+            "(it never falls back to a local socket on its own).",
+        ),
         th.Property("port", th.IntegerType, default=5432, description="PostgreSQL port."),
         th.Property("user", th.StringType, description="Database user."),
         th.Property("password", th.StringType, secret=True, description="Database password."),
@@ -200,7 +260,8 @@ class TargetPostgres(HarborlinePluginMixin, Target):
             th.StringType,
             secret=True,
             description="A `postgresql://user:password@host:port/db` URL; when set it wins over host/port/user/"
-            "password/database.",
+            "password/database. Its query parameters (`sslmode`, `sslrootcert`, `connect_timeout`, "
+            "`application_name`, ...) go to libpq as they are; the password may hold `/ # ? @` unencoded.",
         ),
         th.Property(
             "default_target_schema",
@@ -271,6 +332,15 @@ class TargetPostgres(HarborlinePluginMixin, Target):
             description="Client private key: a file path, or the PEM text.",
         ),
         th.Property(
+            "max_connections",
+            th.IntegerType,
+            default=DEFAULT_MAX_CONNECTIONS,
+            description="The most connections the target opens to PostgreSQL at once, whatever the number of "
+            "streams (at least 1). Streams share them: a batch being committed holds one, and up to "
+            "max_connections - 1 open batches stream their COPY while the input is read; the others send their "
+            "data when their batch is handed off.",
+        ),
+        th.Property(
             "add_record_metadata",
             th.BooleanType,
             default=False,
@@ -281,6 +351,7 @@ class TargetPostgres(HarborlinePluginMixin, Target):
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
+        install_control_character_filter(self.logger)
         try:
             self.pseudonymizer = Pseudonymizer.from_config(self.config)
         except ConfigValidationError as exc:
@@ -291,6 +362,16 @@ class TargetPostgres(HarborlinePluginMixin, Target):
             msg = "default_target_schema is not set (nor MELTANO_EXTRACTOR_NAMESPACE): say which schema to load into"
             raise ConfigValidationError(msg, errors=[msg])
         self.schema_name: str = schema
+        size = self.config.get("max_connections")
+        size = DEFAULT_MAX_CONNECTIONS if size is None else int(size)
+        if size < 1:
+            msg = f"max_connections must be at least 1 (it is {size})"
+            raise ConfigValidationError(msg, errors=[msg])
+        try:
+            #: Every connection of the run comes from here (bounded by max_connections; PEM files written once).
+            self.pool = ConnectionPool(self.config, size)
+        except connector.ConnectionSettingsError as exc:
+            raise ConfigValidationError(str(exc), errors=[str(exc)]) from None
         self.timestamp_column: str = self.config.get("timestamp_column") or "__loaded_at"
         self.batch_size_bytes: int = int(self.config.get("batch_size_bytes") or 64 * 1024 * 1024)
         self.validate_records: bool = bool(self.config.get("validate_records", True))
@@ -307,6 +388,8 @@ class TargetPostgres(HarborlinePluginMixin, Target):
         # On any failure while reading, abandon every open batch (rolled back, connections closed) before the error
         # propagates: an in-process caller would otherwise keep transactions, possibly mid-COPY, holding locks.
         self.message_reader.on_failure = self.abandon_sinks  # type: ignore[attr-defined]
+        # The connection is checked before the first line is read: wrong settings fail at once, in one line.
+        self.message_reader.on_start = self.pool.check  # type: ignore[attr-defined]
         self.message_reader.on_raw_record = self._process_raw_record  # type: ignore[attr-defined]
         self._typed: dict[str, PostgresSink] = {}
         self._last_typed_stream: str | None = None
@@ -507,14 +590,37 @@ class TargetPostgres(HarborlinePluginMixin, Target):
 
     def abandon_sinks(self) -> None:
         """Roll back and close every sink; nothing uncommitted is kept (an overwrite run's staging is dropped)."""
-        for sink in [*self._sinks_to_clear, *self._sinks_active.values()]:
-            if isinstance(sink, PostgresSink):
-                sink.abandon()
+        sinks = [s for s in [*self._sinks_to_clear, *self._sinks_active.values()] if isinstance(s, PostgresSink)]
+        for sink in sinks:
+            sink.abandon()
+        for sink in sinks:
+            sink.drop_overwrite_stage()
+        self.pool.close()
 
     def process_endofpipe(self) -> None:
         """Commit everything, swap overwrite tables in, then emit the final STATE."""
-        super().process_endofpipe()
+        try:
+            super().process_endofpipe()
+        finally:
+            self.pool.close()
         self._sdc_received_at = None
+
+    def ensure_schema(self, conn: t.Any) -> None:
+        """Create the target schema unless it exists, committed on its own.
+
+        A run creating it at the same moment is no error (CREATE SCHEMA IF NOT EXISTS alone still fails on that race).
+        """
+        for _ in range(3):
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema_name,))
+                    if cur.fetchone() is None:
+                        cur.execute(f"CREATE SCHEMA IF NOT EXISTS {connector.quote(self.schema_name)}")
+                conn.commit()
+            except (psycopg2.errors.UniqueViolation, psycopg2.errors.DuplicateSchema):
+                conn.rollback()  # created by another run meanwhile: it exists now (the next round sees it)
+            else:
+                return
 
     def _process_batch_message(self, message_dict: dict[str, t.Any]) -> None:
         """BATCH is refused with one clear error: nothing of its manifest is opened, and the run stops.

@@ -182,8 +182,10 @@ def test_value_postgres_refuses(db):
 
 
 def test_unreachable_server(db):
+    # Checked at start-up, before any input is read (issue 16): the error names the settings, not a stream or line.
     result = db.cli([SCHEMA, rec(1)], port=1)
-    assert_clean_failure(result, stream="s", line=1, also=("connect",))
+    error = assert_clean_failure(result, stream=None, line=None, also=("connect", "`host` and `port`"))
+    assert "input line" not in error
 
 
 # -- hostile but valid input ---------------------------------------------------------------------------------------
