@@ -105,8 +105,12 @@ def install_control_character_filter(logger: logging.Logger) -> None:
 _STREAM_IN_LINE = re.compile(rb'"stream"\s*:\s*"((?:[^"\\]|\\.){1,200})"')
 
 
+#: An error message that begins by naming its stream: `stream 'x': the rest` (or `stream "it's": ...`).
+_STREAM_PREFIX = re.compile(r"""(stream (?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")): (.*)""", re.DOTALL)
+
+
 def _stream_hint(raw: str | bytes) -> str:
-    """`stream 'x': ` when a malformed line still shows its stream name (e.g. a truncated RECORD), else ''."""
+    """`stream 'x', ` when a malformed line still shows its stream name (e.g. a truncated RECORD), else ''."""
     data = raw.encode("utf-8", "replace") if isinstance(raw, str) else bytes(raw)
     match = _STREAM_IN_LINE.search(data[:4096])
     if match is None:
@@ -115,7 +119,15 @@ def _stream_hint(raw: str | bytes) -> str:
         name = msgspec.json.decode(b'"' + match.group(1) + b'"')
     except msgspec.DecodeError:
         return ""
-    return f"stream {name!r}: "
+    return f"stream {name!r}, "
+
+
+def _at_line(line: int, message: str) -> str:
+    """`stream 'x', input line N: ...`: the one order every error line uses (`input line N: ...` without a stream)."""
+    match = _STREAM_PREFIX.match(message)
+    if match is not None:
+        return f"{match.group(1)}, input line {line}: {match.group(2)}"
+    return f"input line {line}: {message}"
 
 
 class LineReader(GenericSingerReader[t.Any]):
@@ -194,7 +206,7 @@ class LineReader(GenericSingerReader[t.Any]):
                     if not raw.strip():
                         continue
                     msg = (
-                        f"input line {self.line_number}: {_stream_hint(raw)}malformed JSON ({exc}); "
+                        f"{_stream_hint(raw)}input line {self.line_number}: malformed JSON ({exc}); "
                         "the open batch was not committed"
                     )
                     raise InvalidInputLine(msg) from None
@@ -219,7 +231,7 @@ class LineReader(GenericSingerReader[t.Any]):
                 and isinstance(exc.args[0], str)
                 and "input line" not in exc.args[0]
             ):
-                exc.args = (f"input line {self.line_number}: {exc.args[0]}", *exc.args[1:])
+                exc.args = (_at_line(self.line_number, exc.args[0]), *exc.args[1:])
             if self.on_failure is not None:
                 self.on_failure()
             raise
