@@ -8,6 +8,7 @@ run per key even when several exports carry them.
 
 from __future__ import annotations
 
+import abc
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -130,9 +131,9 @@ class _LookupStream(ClariStream):
     #: Columns that are identifiers (kept as text).
     id_columns: ClassVar[frozenset[str]] = frozenset()
 
+    @abc.abstractmethod
     def items(self, key: ExportKey, lookups: Lookups) -> list[dict[str, Any]]:
-        """The array of one export this stream reads."""
-        raise NotImplementedError
+        """The array of one export this stream reads (each look-up stream names its own)."""
 
     def shape(self, key: ExportKey, item: dict[str, Any]) -> dict[str, Any]:  # noqa: ARG002 - used by subclasses
         """One array item as a record."""
