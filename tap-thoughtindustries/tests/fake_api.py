@@ -31,17 +31,16 @@ import bisect
 import contextlib
 import json
 import random
-import select
-import socket
 import sys
 import threading
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from harborline_singer_shared.testing.http import hold_answer
 
 PAGE_SIZE = 100
 DEFAULT_API_KEY = "fake-ti-api-key"
@@ -904,24 +903,6 @@ class FakeThoughtIndustries:
             },
             ensure_ascii=False,
         ).encode()
-
-
-def hold_answer(connection: socket.socket, seconds: float) -> None:
-    """Wait `seconds` before answering, or less if the client gives up first (its timeout closed the connection).
-
-    A stalled answer thus lasts exactly as long as the client waits, however slow a loaded machine makes it: a test
-    of the client's timeout waits on the client giving up, not on a guess of how long that takes.
-    """
-    deadline = time.monotonic() + seconds
-    readable, _, _ = select.select([connection], [], [], seconds)
-    if not readable:
-        return  # held the whole time
-    try:
-        gone = connection.recv(1, socket.MSG_PEEK) == b""  # end of stream: the client closed the connection
-    except OSError:
-        gone = True  # reset by the client
-    if not gone:  # the client sent more (pipelining): hold the rest of the time
-        time.sleep(max(0.0, deadline - time.monotonic()))
 
 
 def _make_handler(api: FakeThoughtIndustries) -> type[BaseHTTPRequestHandler]:

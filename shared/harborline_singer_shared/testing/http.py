@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import re
+import select
+import socket
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,6 +33,7 @@ __all__ = [
     "FixtureServer",
     "Handler",
     "ResponseSpec",
+    "hold_answer",
     "iter_json_lines",
     "load_json_fixture",
     "register_json_pages",
@@ -417,3 +421,23 @@ def iter_json_lines(path: str | Path) -> Iterator[Any]:
         for line in handle:
             if line.strip():
                 yield json.loads(line)
+
+
+def hold_answer(connection: socket.socket, seconds: float) -> None:
+    """For a fake server's handler: wait `seconds` before answering, or less if the client gives up first.
+
+    The client giving up (its timeout) closes the connection, which ends the wait.
+
+    A stalled answer thus lasts exactly as long as the client waits, however slow a loaded machine makes it: a test
+    of the client's timeout waits on the client giving up, not on a guess of how long that takes.
+    """
+    deadline = time.monotonic() + seconds
+    readable, _, _ = select.select([connection], [], [], seconds)
+    if not readable:
+        return  # held the whole time
+    try:
+        gone = connection.recv(1, socket.MSG_PEEK) == b""  # end of stream: the client closed the connection
+    except OSError:
+        gone = True  # reset by the client
+    if not gone:  # the client sent more (pipelining): hold the rest of the time
+        time.sleep(max(0.0, deadline - time.monotonic()))
