@@ -25,9 +25,9 @@ import psycopg2
 import psycopg2.extensions
 
 from harborline_singer_shared.retry import RetryPolicy
-from harborline_singer_shared.rules import ColumnType, Kind, TablePlan, plan_table
+from harborline_singer_shared.rules import Kind, TablePlan, plan_table
 from harborline_singer_shared.warehouse.errors import RecordTypeError, TargetLoadError
-from harborline_singer_shared.warehouse.sink import BELOW_ALL, SEQ_COLUMN, WarehouseSink
+from harborline_singer_shared.warehouse.sink import BELOW_ALL, DELETED_AT_COLUMN, SEQ_COLUMN, WarehouseSink
 from harborline_target_postgres import connector
 from harborline_target_postgres.connector import quote
 
@@ -347,7 +347,7 @@ class PostgresSink(WarehouseSink):
                 list(self.key_properties),
                 existing,
                 connector.RULES,
-                system_columns={t.timestamp_column: ColumnType(Kind.TIMESTAMP)},
+                system_columns=self.system_columns(),
                 reserved=[SEQ_COLUMN],
                 max_depth=t.flattening_max_depth,
             )
@@ -394,7 +394,7 @@ class PostgresSink(WarehouseSink):
             i for i, c in enumerate(self.load_columns) if c.type.kind in {Kind.DATE, Kind.TIME, Kind.TIMESTAMP}
         ]
         target = connector.qualified(self.schema_name, self.table_name)
-        cols = ", ".join(quote(c.name) for c in self.load_columns)
+        cols = ", ".join(quote(c) for c in self.copy_column_names)
         # What the open batch streams into while it is read: the table itself, or (merging loads) the staging table.
         self._table_copy_sql = f"COPY {target} ({cols}) FROM STDIN"
         self._stream_sql = self._table_copy_sql
@@ -866,7 +866,7 @@ class PostgresSink(WarehouseSink):
 
     def _merge_sql(self, source: str, target: str, *, replace: bool = False) -> str:
         ts = quote(self.target.timestamp_column)
-        cols = [quote(c.name) for c in self.load_columns]
+        cols = [quote(c) for c in self.copy_column_names]
         col_list = ", ".join(cols)
         keys = [quote(k) for k in self.key_columns]
         if not keys:
@@ -880,6 +880,8 @@ class PostgresSink(WarehouseSink):
         if replace:
             return sql
         updates = [f"{c} = EXCLUDED.{c}" for c in cols if c not in keys] + [f"{ts} = EXCLUDED.{ts}"]
+        if self._version_field:
+            updates.append(f"{quote(DELETED_AT_COLUMN)} = NULL")  # sent again: the row is live again
         return f"{sql} ON CONFLICT ({key_list}) DO UPDATE SET {', '.join(updates)}"
 
     def finalize_overwrite(self) -> None:
@@ -908,6 +910,43 @@ class PostgresSink(WarehouseSink):
         self._overwrite_pending = False
         self.target.overwrite_started.discard(self.table_name)
         self.logger.info("Replaced the rows of %s.%s (overwrite)", self.schema_name, self.table_name)
+
+    def retire_older_versions(self, version: int, *, hard: bool) -> int:
+        """Soft-delete (or delete) the rows of earlier table versions, in one transaction; transient faults redone."""
+        ver, deleted = (quote(c) for c in self.version_columns())
+        older = f"({ver} < %s OR {ver} IS NULL)"
+        if hard:
+            sql = f"DELETE FROM {self.table_target} WHERE {older}"
+        else:
+            sql = f"UPDATE {self.table_target} SET {deleted} = now() WHERE {older} AND {deleted} IS NULL"
+        pool = self.target.pool
+        fault: psycopg2.Error | None = None
+        for attempt in range(REDO_ATTEMPTS):
+            if attempt:
+                RECONNECT_POLICY.clock.sleep(RECONNECT_POLICY.backoff_delay(attempt))
+            conn = pool.acquire()
+            try:
+                conn = conn or pool.open()
+                with conn.cursor() as cur:
+                    cur.execute(sql, (version,))
+                    count = int(cur.rowcount)
+                conn.commit()
+            except psycopg2.Error as exc:
+                _rollback(conn)
+                if not _is_transient(exc, conn):
+                    fault = exc
+                    break
+                _close_quietly(conn)
+                conn, fault = None, exc
+            else:
+                return count
+            finally:
+                pool.release(conn)
+        msg = (
+            f"stream {self.stream_name!r}: retiring the rows of table versions before {version} failed: "
+            f"{_reason(fault)} (nothing was changed)"
+        )
+        raise TargetLoadError(msg)
 
     def clean_up(self) -> None:
         """End of input: wait for the last commit, finish an overwrite, close the connections."""

@@ -30,6 +30,7 @@ class _Envelope(msgspec.Struct):
     type: str
     stream: str | None = None
     record: msgspec.Raw = msgspec.Raw(b"null")
+    version: int | None = None
 
 
 _decode_envelope = msgspec.json.Decoder(_Envelope).decode
@@ -84,7 +85,7 @@ class LineReader(GenericSingerReader[t.Any]):
         self.on_start: t.Callable[[], None] | None = None
         self.on_failure: t.Callable[[], None] | None = None
         #: (stream, raw record) -> True when handled; False sends the line through the generic dict path.
-        self.on_raw_record: t.Callable[[str | None, msgspec.Raw], bool] | None = None
+        self.on_raw_record: t.Callable[[str | None, msgspec.Raw, int | None], bool] | None = None
         #: The stream whose records came last, as (line, lines) -> first line it did not take (or None): the tight
         #: loop that takes a run of that stream's RECORD lines, one msgspec call and one row each.
         self.hot: t.Callable[[bytes, t.Iterator[bytes]], bytes | None] | None = None
@@ -143,7 +144,11 @@ class LineReader(GenericSingerReader[t.Any]):
                         envelope: _Envelope | None = _decode_envelope(raw)
                     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
                         envelope = None  # the generic path below says precisely what is wrong
-                    if envelope is not None and envelope.type == "RECORD" and on_raw(envelope.stream, envelope.record):
+                    if (
+                        envelope is not None
+                        and envelope.type == "RECORD"
+                        and on_raw(envelope.stream, envelope.record, envelope.version)
+                    ):
                         records += 1
                         continue
                 try:

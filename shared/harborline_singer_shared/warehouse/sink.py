@@ -18,9 +18,10 @@ import msgspec
 from singer_sdk.exceptions import ConfigValidationError, MissingKeyPropertiesError
 from singer_sdk.sinks import BatchSink
 
-from harborline_singer_shared.rules import ColumnPlan, Kind, TablePlan, make_getter
+from harborline_singer_shared.rules import ColumnPlan, ColumnType, Kind, TablePlan, make_getter
 from harborline_singer_shared.warehouse.errors import RecordTypeError, TargetLoadError
 from harborline_singer_shared.warehouse.rows import (
+    NULL,
     Mismatch,
     MissingKey,
     build_row_function,
@@ -45,6 +46,9 @@ SEQ_COLUMN = "__harborline_seq"
 BELOW_ALL = float("-inf")
 #: Above every integer key: a watermark that sends every row the staging way (after a concurrent writer was seen).
 ABOVE_ALL = float("inf")
+#: ACTIVATE_VERSION's columns (MeltanoLabs' names): the table version a row was loaded with, and when it was retired.
+VERSION_COLUMN = "_sdc_table_version"
+DELETED_AT_COLUMN = "_sdc_deleted_at"
 #: Characters of queued rows after which they are flushed as one chunk (about 256 KB).
 FLUSH_CHARS = 1 << 18
 
@@ -94,6 +98,10 @@ class WarehouseSink(BatchSink):
         self._max_rows = int(self.config.get("batch_size_rows") or 100_000)
         self._max_bytes = target.batch_size_bytes
         self.with_metadata = self.include_sdc_metadata_properties
+        #: Rows carry their table version (ACTIVATE_VERSION): in the metadata columns, or in the version column the
+        #: target added when the stream's first version arrived (`_version_field`: the row's last field).
+        self.versioned = self.with_metadata or stream_name in target.versioned_streams
+        self._version_field = False
 
     # -- configuration -------------------------------------------------------------------------------------------
 
@@ -121,6 +129,27 @@ class WarehouseSink(BatchSink):
         """An overwrite run's rows are only in the target table after the final swap: hold STATE until then."""
         return self.mode == "overwrite" and (self._overwrite_pending or self._batch_rows > 0)
 
+    def system_columns(self) -> dict[str, ColumnType]:
+        """The columns the target adds to every row of this table: load time, and the version columns if versioned."""
+        columns = {self.target.timestamp_column: ColumnType(Kind.TIMESTAMP)}
+        if self.versioned and not self.with_metadata:
+            columns[VERSION_COLUMN] = ColumnType(Kind.INTEGER)
+            columns[DELETED_AT_COLUMN] = ColumnType(Kind.TIMESTAMP)
+        return columns
+
+    @property
+    def copy_column_names(self) -> list[str]:
+        """The columns a row fills, in order (before the sequence column of staged rows)."""
+        names = [c.name for c in self.load_columns]
+        return [*names, VERSION_COLUMN] if self._version_field else names
+
+    def version_columns(self) -> tuple[str, str]:
+        """(version, deleted-at) column names of a versioned table: ours, or the metadata columns' planned names."""
+        if not self.with_metadata:
+            return VERSION_COLUMN, DELETED_AT_COLUMN
+        by_source = {c.source.path: c.name for c in self.plan.columns if c.source is not None}
+        return by_source[(VERSION_COLUMN,)], by_source[(DELETED_AT_COLUMN,)]
+
     def prepare_rows(self) -> StructLoader | None:
         """Build the record path for `self.plan` (after the table is ready): row functions, load mode, key routing."""
         t = self.target
@@ -135,9 +164,12 @@ class WarehouseSink(BatchSink):
         self._watermark = self._watermark_column(loader)
         # Staged rows carry their input line number as sequence: the newest record of a key wins.
         self._seq = self.mode != "append-only" and self._watermark is None
+        self._version_field = self.versioned and not self.with_metadata
         if loader is not None:
             self._decode_typed, self._row_typed = loader.decode, loader.row
-            self.run = loader.run_function(self.stream_name, seq=self._seq, watermark=self._watermark)
+            self.run = loader.run_function(
+                self.stream_name, seq=self._seq, watermark=self._watermark, version=self._version_field
+            )
             self._keyof = loader.value_of(self._watermark) if self._watermark is not None else None
         watermark_source = self.load_columns[self._watermark].source if self._watermark is not None else None
         self._key_getter = make_getter(watermark_source.path) if watermark_source is not None else None
@@ -165,7 +197,7 @@ class WarehouseSink(BatchSink):
 
     # -- the record path -----------------------------------------------------------------------------------------
 
-    def append_raw(self, raw: msgspec.Raw, line: int) -> bool:
+    def append_raw(self, raw: msgspec.Raw, line: int, version: int | None = None) -> bool:
         """`append` for a record still in JSON: decoded straight into a typed struct (validated in C)."""
         try:
             record = self._decode_typed(raw)
@@ -183,10 +215,12 @@ class WarehouseSink(BatchSink):
             raise RecordTypeError(self._type_error(line, col, JSON_NAMES.get(exc.got, exc.got))) from None
         except MissingKey as exc:
             raise self._missing_key_error(exc.name, line) from None
-        return self._add_row(row, line, None if self._keyof is None else self._keyof(record))
+        return self._add_row(row, line, None if self._keyof is None else self._keyof(record), version)
 
-    def _add_row(self, row: str, line: int, key: Any = None) -> bool:
+    def _add_row(self, row: str, line: int, key: Any = None, version: int | None = None) -> bool:
         """Queue one row of the open batch; True when the batch is full (by rows or by bytes)."""
+        if self._version_field:
+            row = f"{row[:-1]}\t{NULL if version is None else version}\n"
         if self._watermark_lost:
             self._hi = ABOVE_ALL
         if self._watermark is not None and not key > self._hi:
@@ -237,6 +271,14 @@ class WarehouseSink(BatchSink):
         """After a failed run (every sink closed): drop an overwrite run's side table, if a connection is free."""
 
     @abc.abstractmethod
+    def retire_older_versions(self, version: int, *, hard: bool) -> int:
+        """Retire the rows of table versions before `version` (and rows without one); return how many.
+
+        Soft (default): set the deleted-at column to now where it is unset. `hard`: delete them. Committed before it
+        returns (the open batch of this stream is committed first by the target).
+        """
+
+    @abc.abstractmethod
     def _flush(self) -> None:
         """Hand the queued chunk (`_chunks`) on and count its bytes into `_batch_bytes`: the dialect's job."""
 
@@ -265,7 +307,7 @@ class WarehouseSink(BatchSink):
             self._hi = ABOVE_ALL
         return leftover, line, taken, taken > 0 and self.rows_added(taken, taken_chars)
 
-    def append(self, record: dict[str, Any], line: int) -> bool:
+    def append(self, record: dict[str, Any], line: int, version: int | None = None) -> bool:
         """Add one record to the open batch; True when the batch is full (called per RECORD: keep it lean)."""
         if self._pseudonymize is not None:
             record = self._pseudonymize(record)
@@ -280,7 +322,7 @@ class WarehouseSink(BatchSink):
             raise RecordTypeError(self._describe_mismatch(record, line, exc)) from None
         except MissingKey as exc:
             raise self._missing_key_error(exc.name, line) from None
-        return self._add_row(row, line, None if self._key_getter is None else self._key_getter(record))
+        return self._add_row(row, line, None if self._key_getter is None else self._key_getter(record), version)
 
     # -- errors: stream, input line and property, never the value (it may be personal data) ----------------------
 

@@ -157,8 +157,10 @@ def _struct_field_lines(columns: list[ColumnPlan], numbers: set[int], indent: st
     return lines
 
 
-def _join_expr(columns: list[ColumnPlan], *, seq: bool) -> str:
-    names = [f"f{i}" for i in range(len(columns))] + (["str(line)"] if seq else [])
+def _join_expr(columns: list[ColumnPlan], *, seq: bool, version: bool = False) -> str:
+    names = [f"f{i}" for i in range(len(columns))]
+    names += ["(N if env.version is None else str(env.version))"] if version else []
+    names += ["str(line)"] if seq else []
     return "'\\t'.join((" + ", ".join(names) + ",)) + '\\n'" if names else "'\\n'"
 
 
@@ -172,7 +174,13 @@ def _struct_row_source(columns: list[ColumnPlan], access: dict[int, list[str]], 
 
 
 def _struct_run_source(
-    columns: list[ColumnPlan], access: dict[int, list[str]], numbers: set[int], *, seq: bool, watermark: int | None
+    columns: list[ColumnPlan],
+    access: dict[int, list[str]],
+    numbers: set[int],
+    *,
+    seq: bool,
+    watermark: int | None,
+    version: bool = False,
 ) -> str:
     """Source of `run(...)`: the tight loop that turns consecutive RECORD lines of one stream into COPY rows.
 
@@ -181,7 +189,9 @@ def _struct_run_source(
     the generic path, which handles it or reports it precisely. It also stops when the batch or the chunk is full.
     With `watermark` (the index of an integer key column), a record whose key is above `hi` (every key the table
     can hold so far) is new: its row goes to `append`, straight into the table; any other goes, with its input line
-    as sequence, to `append_old`, for the staging table and the merge.
+    as sequence, to `append_old`, for the staging table and the merge. With `version` the message's table version
+    follows the columns (ACTIVATE_VERSION); without it, a record that carries a version is handed back (the target
+    then adds the version columns to the table).
     """
     done = "            return raw, line, n, chars, hi"
     lines = [
@@ -197,6 +207,7 @@ def _struct_run_source(
         done,
         "        if env.stream != NAME:",
         done,
+        *([] if version else ["        if env.version is not None:", done]),
         "        r = env.record",
         *_struct_value_lines(columns, access, "        "),
     ]
@@ -211,7 +222,7 @@ def _struct_run_source(
         *_struct_field_lines(columns, numbers, "                ", escape=False),
         "        except MISMATCH:",
         done,
-        f"        row = {_join_expr(columns, seq=seq)}",
+        f"        row = {_join_expr(columns, seq=seq, version=version)}",
     ]
     if watermark is None:
         lines += ["        append(row)", "        lines_append(line)"]
@@ -274,18 +285,22 @@ class StructLoader:
         lines += [f"    v = None if v is None else v.{attr}" for attr in rest]
         return self._compile("\n".join([*lines, "    return v"]) + "\n", "value_of")  # type: ignore[no-any-return]
 
-    def run_function(self, stream: str, *, seq: bool, watermark: int | None = None) -> Callable[..., Any]:
+    def run_function(
+        self, stream: str, *, seq: bool, watermark: int | None = None, version: bool = False
+    ) -> Callable[..., Any]:
         """The tight loop for `stream` (see `_struct_run_source`); `seq` adds the input line as last field."""
         envelope = msgspec.defstruct(
             "RecordMessage",
-            [("stream", str), ("record", self.record_type)],
+            [("stream", str), ("record", self.record_type), ("version", int | None, None)],
             tag_field="type",
             tag="RECORD",
             forbid_unknown_fields=False,
             gc=False,
         )
         return self._compile(  # type: ignore[no-any-return]
-            _struct_run_source(self._columns, self._access, self._numbers, seq=seq, watermark=watermark),
+            _struct_run_source(
+                self._columns, self._access, self._numbers, seq=seq, watermark=watermark, version=version
+            ),
             "run",
             DECODE=msgspec.json.Decoder(envelope).decode,
             ERRORS=(msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError),

@@ -54,6 +54,13 @@ WAREHOUSE_SETTINGS: tuple[th.Property[t.Any], ...] = (
         "table's rows are replaced, atomically, by the run's rows when the run ends (never dropped first).",
     ),
     th.Property(
+        "hard_delete",
+        th.BooleanType,
+        default=False,
+        description="On ACTIVATE_VERSION, delete the rows of earlier table versions. Default: keep them, with "
+        "`_sdc_deleted_at` set to the time they were retired (soft delete).",
+    ),
+    th.Property(
         "timestamp_column",
         th.StringType,
         default="__loaded_at",
@@ -122,6 +129,10 @@ class WarehouseTarget(HarborlinePluginMixin, Target, metaclass=abc.ABCMeta):
         depth = self.config.get("flattening_max_depth")
         self.flattening_max_depth: int | None = int(depth) if depth is not None else None
         self.load_method: str = self.config.get("load_method") or "upsert"
+        self.hard_delete: bool = bool(self.config.get("hard_delete", False))
+        #: Sinks (stream aliases) whose rows carry their table version, and input streams seen with a version.
+        self.versioned_streams: set[str] = set()
+        self._versioned_inputs: set[str] = set()
         self.overwrite_started: set[str] = set()
         self._table_names: NameAllocator | None = None
         self._fast: dict[str, t.Callable[[dict[str, t.Any], dict[str, t.Any]], bool]] = {}
@@ -207,8 +218,8 @@ class WarehouseTarget(HarborlinePluginMixin, Target, metaclass=abc.ABCMeta):
             if sink.typed:
                 self._typed[stream] = sink
 
-            def route_direct(record: dict[str, t.Any], _message: dict[str, t.Any]) -> bool:
-                return append(record, reader.line_number)  # type: ignore[attr-defined]
+            def route_direct(record: dict[str, t.Any], message: dict[str, t.Any]) -> bool:
+                return append(record, reader.line_number, message.get("version"))  # type: ignore[attr-defined]
 
             self._fast[stream] = route_direct
             return route_direct
@@ -223,19 +234,20 @@ class WarehouseTarget(HarborlinePluginMixin, Target, metaclass=abc.ABCMeta):
                 assert isinstance(mapped, WarehouseSink)  # noqa: S101
                 if mapped.with_metadata:
                     self._add_metadata(mapped, transformed, message)
-                full = mapped.append(transformed, reader.line_number) or full  # type: ignore[attr-defined]
+                version = message.get("version")
+                full = mapped.append(transformed, reader.line_number, version) or full  # type: ignore[attr-defined]
             return full
 
         self._fast[stream] = route_mapped
         return route_mapped
 
-    def _process_raw_record(self, stream: str | None, raw: msgspec.Raw) -> bool:
+    def _process_raw_record(self, stream: str | None, raw: msgspec.Raw, version: int | None) -> bool:
         """A RECORD of a stream whose records decode straight into typed structs; its next lines take the tight loop."""
         sink = self._typed.get(stream)  # type: ignore[arg-type]
-        if sink is None:
+        if sink is None or (version is not None and stream not in self._versioned_inputs):
             return False
         reader = self.message_reader
-        if sink.append_raw(raw, reader.line_number):  # type: ignore[attr-defined]
+        if sink.append_raw(raw, reader.line_number, version):  # type: ignore[attr-defined]
             self.drain_all()
         self._records_since_age_check += 1
         if self._records_since_age_check >= 1_000:
@@ -277,6 +289,9 @@ class WarehouseTarget(HarborlinePluginMixin, Target, metaclass=abc.ABCMeta):
         if record.__class__ is not dict:
             msg = f"stream {stream!r}: RECORD message without a record object"
             raise InvalidInputLine(msg)
+        if "version" in message_dict and stream not in self._versioned_inputs:
+            self._start_versioning(stream, message_dict["version"], "RECORD")  # type: ignore[arg-type]
+            route = self._fast.get(stream) or self._route(stream)  # type: ignore[arg-type]
         if route(record, message_dict):
             self.drain_all()
         self._records_since_age_check += 1
@@ -369,6 +384,67 @@ class WarehouseTarget(HarborlinePluginMixin, Target, metaclass=abc.ABCMeta):
         )
         raise TargetLoadError(msg)
 
+    def _start_versioning(self, stream: str, version: t.Any, kind: str) -> None:
+        """A stream's first table version: its tables get the version columns, and its rows their version from now on.
+
+        The open batches are committed first (their rows have no version), then each sink is set up again, which adds
+        `_sdc_table_version` and `_sdc_deleted_at` to its table (kept by later runs).
+        """
+        if version is not None and type(version) is not int:
+            msg = f"stream {stream!r}: {kind} 'version' must be an integer, not {type(version).__name__}"
+            raise InvalidInputLine(msg)
+        maps = self.mapper.stream_maps.get(stream)
+        if not maps:
+            return  # the record's route reports the missing SCHEMA
+        if version is None:
+            return
+        self._versioned_inputs.add(stream)
+        stale = [m for m in maps if not getattr(self._sinks_active.get(m.stream_alias), "versioned", True)]
+        if not stale:
+            return
+        self.drain_all()
+        for stream_map in stale:
+            old = self._sinks_active.pop(stream_map.stream_alias)
+            assert isinstance(old, WarehouseSink)  # noqa: S101
+            old.wait_committed()
+            old.close()
+            self.versioned_streams.add(stream_map.stream_alias)
+            self.add_sink(stream_map.stream_alias, stream_map.transformed_schema, stream_map.transformed_key_properties)
+        self._fast.pop(stream, None)
+        self._typed.pop(stream, None)
+        self.message_reader.hot = None  # type: ignore[attr-defined]
+        self._route(stream)
+
     def _process_activate_version_message(self, message_dict: dict[str, t.Any]) -> None:
-        """ACTIVATE_VERSION is not supported: say so once per stream rather than fail."""
-        self.logger.warning("Ignoring ACTIVATE_VERSION for stream %r (not supported)", message_dict.get("stream"))
+        """Make `version` the stream's live table version: rows of earlier versions are retired (soft or hard).
+
+        Rows sent before the message are committed first, so a full-table sync's rows are never retired by its own
+        ACTIVATE_VERSION; with `load_method: overwrite` the end-of-run swap replaces the rows anyway.
+        """
+        self._assert_line_requires(message_dict, requires={"stream", "version"})
+        stream, version = message_dict["stream"], message_dict["version"]
+        if not isinstance(stream, str) or stream not in self.mapper.stream_maps:
+            msg = f"stream {stream!r}: ACTIVATE_VERSION before its SCHEMA message"
+            raise RecordsWithoutSchemaException(msg)
+        if type(version) is not int:
+            msg = f"stream {stream!r}: ACTIVATE_VERSION 'version' must be an integer, not {type(version).__name__}"
+            raise InvalidInputLine(msg)
+        self._reap_commits()
+        self._start_versioning(stream, version, "ACTIVATE_VERSION")
+        for stream_map in self.mapper.stream_maps[stream]:
+            sink = self._sinks_active.get(stream_map.stream_alias)
+            if not isinstance(sink, WarehouseSink):
+                continue
+            self.drain_one(sink)
+            sink.wait_committed()
+            if sink.mode == "overwrite":
+                self.logger.info("Stream %r: version %d is live once the run's rows replace the table", stream, version)
+                continue
+            count = sink.retire_older_versions(version, hard=self.hard_delete)
+            self.logger.info(
+                "Stream %r: version %d is live; %d rows of earlier versions %s",
+                sink.stream_name,
+                version,
+                count,
+                "deleted" if self.hard_delete else "marked deleted (_sdc_deleted_at)",
+            )
