@@ -68,6 +68,14 @@ def _converter(column_type: ColumnType, *, validate: bool) -> Callable[[Any], st
         return lambda v: NULL if v is None else json_text(v)
     if not validate:
         return loose
+    if kind is Kind.NULL:
+
+        def null(v: Any) -> str:
+            if v is None:
+                return NULL
+            raise Mismatch("null", v)
+
+        return null
     if kind is Kind.STRING:
 
         def string(v: Any) -> str:

@@ -360,9 +360,10 @@ class WarehouseSink(BatchSink):
             except Mismatch:
                 return (
                     f"stream {self.stream_name!r}, input line {line}: property {'.'.join(col.source.path)!r} "
-                    f"is {exc.got}, but the schema says {col.type}"
+                    f"is {JSON_NAMES.get(exc.got, exc.got)}, but the schema says {col.type}"
                 )
-        return f"stream {self.stream_name!r}, input line {line}: a value is {exc.got}, the schema says {exc.expected}"
+        got = JSON_NAMES.get(exc.got, exc.got)
+        return f"stream {self.stream_name!r}, input line {line}: a value is {got}, the schema says {exc.expected}"
 
     def mark_drained(self) -> None:
         """Reset batch counters after the SDK's bookkeeping."""

@@ -42,6 +42,8 @@ JSON_NAMES = {
     "array": "array",
     "dict": "object",
     "list": "array",
+    "Decimal": "number",
+    "NoneType": "null",
 }
 _decode_exact = msgspec.json.Decoder(float_hook=decimal.Decimal).decode
 
@@ -59,6 +61,8 @@ def _leaf_type(col: ColumnPlan) -> Any | None:
     assert col.source is not None  # noqa: S101
     if col.type.kind is Kind.JSON:
         return msgspec.Raw  # the JSON text as received: no decode/encode round trip
+    if col.type.kind is Kind.NULL:
+        return type(None)  # declared only null: msgspec refuses any other value
     types = json_types(col.source.schema) - {"null"}
     if len(types) != 1 or col.source.schema.get("anyOf") or col.source.schema.get("oneOf"):
         return None
@@ -144,6 +148,8 @@ def _struct_field_lines(columns: list[ColumnPlan], numbers: set[int], indent: st
             expr = f"N if v{i} is None else (str(v{i}) if v{i}.__class__ is not str else DEC(v{i}, {i}))"
         elif kind is Kind.JSON:
             expr = f"N if v{i} is None else J(v{i})"
+        elif kind is Kind.NULL:
+            expr = "N"
         elif kind in {Kind.INTEGER, Kind.NUMBER}:
             expr = f"N if v{i} is None else str(v{i})"
         elif kind is Kind.BOOLEAN:
