@@ -73,7 +73,10 @@ def _normalize_type(column_type: ColumnType) -> ColumnType:
     return ColumnType(column_type.kind)
 
 
-RULES = DialectRules(max_identifier_bytes=MAX_IDENTIFIER_BYTES, normalize_type=_normalize_type)
+#: A table has at most 1,600 columns (dropped ones included: columns are never dropped here).
+MAX_COLUMNS = 1600
+
+RULES = DialectRules(max_identifier_bytes=MAX_IDENTIFIER_BYTES, normalize_type=_normalize_type, max_columns=MAX_COLUMNS)
 
 
 def quote(identifier: str) -> str:

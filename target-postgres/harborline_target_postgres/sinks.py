@@ -364,6 +364,14 @@ class PostgresSink(WarehouseSink):
                 cur.execute(stmt)
             self.key_columns = keys or existing_pk
         self.conn.commit()
+        if self.plan.depth_limited_to is not None:
+            self.logger.warning(
+                "Stream %r: flattening every nested object would exceed PostgreSQL's %d columns per table: objects "
+                "nested deeper than %d level(s) are stored as jsonb columns",
+                self.stream_name,
+                connector.MAX_COLUMNS,
+                self.plan.depth_limited_to,
+            )
         if self.plan.create:
             self.logger.info("Created table %s.%s", self.schema_name, self.table_name)
         for col in self.plan.add:

@@ -41,21 +41,39 @@ def _is_flattenable(prop: Mapping[str, Any]) -> bool:
 
 
 def flatten_schema(schema: Mapping[str, Any], max_depth: int | None = None) -> list[SourceColumn]:
-    """Leaves of a record schema, in property order, nested objects expanded to `max_depth` levels."""
+    """Leaves of a record schema, in property order, nested objects expanded to `max_depth` levels.
+
+    Walked with an explicit stack, not recursion: a schema nested deeper than Python's recursion limit still plans.
+    """
     out: list[SourceColumn] = []
-
-    def walk(props: Mapping[str, Any], prefix: tuple[str, ...]) -> None:
-        for name, prop in props.items():
-            path = (*prefix, name)
-            prop_map = prop if isinstance(prop, dict) else {}
-            depth_ok = max_depth is None or len(path) <= max_depth
-            if _is_flattenable(prop_map) and depth_ok:
-                walk(prop_map["properties"], path)
-            else:
-                out.append(SourceColumn(path, prop_map, column_type_from_jsonschema(prop_map)))
-
-    walk(schema.get("properties") or {}, ())
+    stack: list[tuple[tuple[str, ...], Any]] = [((), iter((schema.get("properties") or {}).items()))]
+    while stack:
+        prefix, items = stack[-1]
+        item = next(items, None)
+        if item is None:
+            stack.pop()
+            continue
+        name, prop = item
+        path = (*prefix, name)
+        prop_map = prop if isinstance(prop, dict) else {}
+        if _is_flattenable(prop_map) and (max_depth is None or len(path) <= max_depth):
+            stack.append((path, iter(prop_map["properties"].items())))
+        else:
+            out.append(SourceColumn(path, prop_map, column_type_from_jsonschema(prop_map)))
     return out
+
+
+def schema_depth(schema: Mapping[str, Any]) -> int:
+    """How many levels of nested objects flattening would walk into (0: no flattenable object)."""
+    deepest = 0
+    stack: list[tuple[int, Mapping[str, Any]]] = [(0, schema.get("properties") or {})]
+    while stack:
+        depth, props = stack.pop()
+        for prop in props.values():
+            if isinstance(prop, dict) and _is_flattenable(prop):
+                deepest = max(deepest, depth + 1)
+                stack.append((depth + 1, prop["properties"]))
+    return deepest
 
 
 def make_getter(path: tuple[str, ...]) -> Callable[[Mapping[str, Any]], Any]:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from harborline_singer_shared.rules.flatten import SourceColumn, flatten_schema
+from harborline_singer_shared.rules.flatten import SourceColumn, flatten_schema, schema_depth
 from harborline_singer_shared.rules.naming import NameAllocator
 from harborline_singer_shared.rules.types import ColumnType, Kind, widen
 
@@ -23,6 +23,8 @@ class DialectRules:
 
     max_identifier_bytes: int
     normalize_type: Callable[[ColumnType], ColumnType] = lambda t: t
+    #: The most columns a table may have (PostgreSQL: 1,600); None: no limit worth planning for.
+    max_columns: int | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,9 @@ class TablePlan:
     add: list[ColumnPlan] = field(default_factory=list)
     widen: list[tuple[ColumnPlan, ColumnType]] = field(default_factory=list)
     kept: list[ExistingColumn] = field(default_factory=list)
+    #: Set when the full flattening would exceed the dialect's column limit: the depth flattening stopped at
+    #: (deeper objects are JSON columns). The target warns, naming the stream.
+    depth_limited_to: int | None = None
 
     @property
     def source_columns(self) -> list[ColumnPlan]:
@@ -110,6 +115,10 @@ class MissingKeyColumnError(ValueError):
     """key_properties names a property the schema does not have."""
 
 
+class TooManyColumnsError(ValueError):
+    """Even without flattening, the table would have more columns than the dialect allows."""
+
+
 def plan_table(
     stream: str,
     schema: Mapping[str, Any],
@@ -121,7 +130,10 @@ def plan_table(
     reserved: Sequence[str] = (),
     max_depth: int | None = None,
 ) -> TablePlan:
-    """Plan the table for `stream` under `schema`.
+    """Plan the table for `stream` under `schema`, within the dialect's column limit.
+
+    When flattening every nested object would give the table more columns than `rules.max_columns`, flattening
+    stops at the deepest level that fits (`TablePlan.depth_limited_to`) and deeper objects become JSON columns.
 
     Args:
         stream: stream name, for messages.
@@ -133,6 +145,33 @@ def plan_table(
         reserved: further names no source column may take (e.g. the target's own staging columns).
         max_depth: flatten nested objects to this many levels (None: all).
     """
+    plan = _plan(stream, schema, key_properties, existing, rules, system_columns, reserved, max_depth)
+    limit = rules.max_columns
+    if limit is None or len(plan.columns) + len(plan.kept) <= limit:
+        return plan
+    for depth in range(min(max_depth if max_depth is not None else 10**9, schema_depth(schema)) - 1, -1, -1):
+        plan = _plan(stream, schema, key_properties, existing, rules, system_columns, reserved, depth)
+        if len(plan.columns) + len(plan.kept) <= limit:
+            plan.depth_limited_to = depth
+            return plan
+    msg = (
+        f"stream {stream!r}: even unflattened, the table needs {len(plan.columns) + len(plan.kept)} columns "
+        f"(its top-level properties, the target's own columns and the columns the table keeps), more than the "
+        f"{limit} a table can have; nothing was changed. Select fewer properties (e.g. with stream maps)."
+    )
+    raise TooManyColumnsError(msg)
+
+
+def _plan(  # noqa: PLR0917 - plan_table's arguments, passed on
+    stream: str,
+    schema: Mapping[str, Any],
+    key_properties: Sequence[str],
+    existing: Sequence[ExistingColumn] | None,
+    rules: DialectRules,
+    system_columns: Mapping[str, ColumnType],
+    reserved: Sequence[str],
+    max_depth: int | None,
+) -> TablePlan:
     leaves = flatten_schema(schema, max_depth=max_depth)
     existing_by_name = {c.name: c for c in existing or []}
     owners = {

@@ -18,7 +18,7 @@ from singer_sdk.singerlib.encoding.base import GenericSingerReader
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 
 from harborline_singer_shared.rules import IncompatibleSchemaChangeError
-from harborline_singer_shared.rules.plan import MissingKeyColumnError
+from harborline_singer_shared.rules.plan import MissingKeyColumnError, TooManyColumnsError
 from harborline_singer_shared.warehouse.errors import TargetLoadError
 
 _decode = msgspec.json.Decoder(float_hook=decimal.Decimal).decode
@@ -35,12 +35,16 @@ class _Envelope(msgspec.Struct):
 
 _decode_envelope = msgspec.json.Decoder(_Envelope).decode
 
+#: A message nested deeper than the parser's recursion limit (Python's, about 1,000 levels).
+TOO_DEEP = "the message is nested too deeply to read (about 1,000 levels at most); the open batch was not committed"
+
 #: Errors that are the input's or the warehouse's fault: reported as one line, exit code 1, no traceback (a dialect
 #: adds its own, e.g. connection errors).
 CLEAR_ERRORS: tuple[type[BaseException], ...] = (
     TargetLoadError,
     IncompatibleSchemaChangeError,
     MissingKeyColumnError,
+    TooManyColumnsError,
     MissingKeyPropertiesError,
     RecordsWithoutSchemaException,
     InvalidInputLine,
@@ -109,10 +113,32 @@ class LineReader(GenericSingerReader[t.Any]):
         except msgspec.DecodeError as exc:
             msg = f"input line {self.line_number}: malformed JSON ({exc}); the open batch was not committed"
             raise InvalidInputLine(msg) from None
+        except RecursionError:
+            raise InvalidInputLine(f"input line {self.line_number}: {TOO_DEEP}") from None
         if not isinstance(value, dict):
             msg = f"input line {self.line_number}: a Singer message must be a JSON object"
             raise InvalidInputLine(msg)
         return value
+
+    def _parse(self, raw: t.Any) -> dict[str, t.Any] | None:
+        """One line as a message dict (None for a blank line); anything else is one error naming the line."""
+        try:
+            message = _decode(raw)
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            if not raw.strip():
+                return None
+            msg = (
+                f"{_stream_hint(raw)}input line {self.line_number}: malformed JSON ({exc}); "
+                "the open batch was not committed"
+            )
+            raise InvalidInputLine(msg) from None
+        except RecursionError:
+            msg = f"{_stream_hint(raw)}input line {self.line_number}: {TOO_DEEP}"
+            raise InvalidInputLine(msg) from None
+        if message.__class__ is not dict:
+            msg = f"input line {self.line_number}: a Singer message must be a JSON object"
+            raise InvalidInputLine(msg)
+        return message
 
     def _started(self) -> None:
         if self.on_start is not None:
@@ -142,7 +168,7 @@ class LineReader(GenericSingerReader[t.Any]):
                     # Fast path: decode only the envelope; a typed stream decodes its record straight into a struct.
                     try:
                         envelope: _Envelope | None = _decode_envelope(raw)
-                    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+                    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
                         envelope = None  # the generic path below says precisely what is wrong
                     if (
                         envelope is not None
@@ -151,19 +177,9 @@ class LineReader(GenericSingerReader[t.Any]):
                     ):
                         records += 1
                         continue
-                try:
-                    message = _decode(raw)
-                except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-                    if not raw.strip():
-                        continue
-                    msg = (
-                        f"{_stream_hint(raw)}input line {self.line_number}: malformed JSON ({exc}); "
-                        "the open batch was not committed"
-                    )
-                    raise InvalidInputLine(msg) from None
-                if message.__class__ is not dict:
-                    msg = f"input line {self.line_number}: a Singer message must be a JSON object"
-                    raise InvalidInputLine(msg)
+                message = self._parse(raw)
+                if message is None:
+                    continue
                 kind = message.get("type")
                 if kind == "RECORD":
                     on_record(message)

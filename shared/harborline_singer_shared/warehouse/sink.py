@@ -215,6 +215,8 @@ class WarehouseSink(BatchSink):
             raise RecordTypeError(self._type_error(line, col, JSON_NAMES.get(exc.got, exc.got))) from None
         except MissingKey as exc:
             raise self._missing_key_error(exc.name, line) from None
+        except RecursionError:
+            raise RecordTypeError(self._too_deep(line)) from None
         return self._add_row(row, line, None if self._keyof is None else self._keyof(record), version)
 
     def _add_row(self, row: str, line: int, key: Any = None, version: int | None = None) -> bool:
@@ -322,9 +324,14 @@ class WarehouseSink(BatchSink):
             raise RecordTypeError(self._describe_mismatch(record, line, exc)) from None
         except MissingKey as exc:
             raise self._missing_key_error(exc.name, line) from None
+        except RecursionError:
+            raise RecordTypeError(self._too_deep(line)) from None
         return self._add_row(row, line, None if self._key_getter is None else self._key_getter(record), version)
 
     # -- errors: stream, input line and property, never the value (it may be personal data) ----------------------
+
+    def _too_deep(self, line: int) -> str:
+        return f"stream {self.stream_name!r}, input line {line}: the record is nested too deeply to store"
 
     def _missing_key_error(self, name: str, line: int) -> MissingKeyPropertiesError:
         return MissingKeyPropertiesError(

@@ -309,7 +309,7 @@ class StructLoader:
             ),
             "run",
             DECODE=msgspec.json.Decoder(envelope).decode,
-            ERRORS=(msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError),
+            ERRORS=(msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError),
             MISMATCH=Mismatch,
             NAME=stream,
             CHAIN=itertools.chain,
