@@ -211,3 +211,4 @@ def bench(session: nox.Session) -> None:
     )
     session.run("python", str(ROOT / "tap-thoughtindustries" / "bench" / "bench_tap.py"))
     session.run("python", str(ROOT / "tap-clari" / "bench" / "bench_tap.py"))
+    session.run("python", str(ROOT / "tap-adaptive" / "bench" / "bench_tap.py"))
