@@ -120,13 +120,17 @@ class HarborlinePluginMixin:
         )
         # Everything a user can get wrong in the config is found here, before any request or any output.
         given = raw_config(kwargs.get("config", args[0] if args else None), env_prefix=None)
-        self._check_unknown_settings(given)
-        self._check_date_settings()
-        streams = getattr(self, "streams", None)  # a Tap: its streams are discovered by now
-        if isinstance(streams, dict):
-            check_pseudonymize_at_startup(self, streams)  # type: ignore[arg-type]
-            for stream in streams.values():
-                stream.logger.addFilter(_DropSdkSyncError())
+        try:
+            self._check_unknown_settings(given)
+            self._check_date_settings()
+            streams = getattr(self, "streams", None)  # a Tap: its streams are discovered by now
+            if isinstance(streams, dict):
+                check_pseudonymize_at_startup(self, streams)  # type: ignore[arg-type]
+                for stream in streams.values():
+                    stream.logger.addFilter(_DropSdkSyncError())
+        except ConfigValidationError as exc:
+            # The SDK's --discover callback logs only `errors` (and exits 1 silently without them).
+            raise ConfigValidationError(str(exc), errors=exc.errors or [str(exc)]) from None
 
     def _check_unknown_settings(self, given: dict[str, Any]) -> None:
         """Warn about a setting the plugin does not know, naming the closest known one; refuse a privacy near miss.

@@ -52,14 +52,16 @@ PLUGIN = textwrap.dedent(
 KEY = "plugin-startup-test-key-0123456789"
 
 
-def _run(tmp_path: Path, config: object, *, raw: str | None = None, name: str = "config.json") -> tuple[int, str, str]:
+def _run(
+    tmp_path: Path, config: object, *, raw: str | None = None, name: str = "config.json", args: tuple[str, ...] = ()
+) -> tuple[int, str, str]:
     script = tmp_path / "tap_demo.py"
     script.write_text(PLUGIN)
     cfg = tmp_path / name
     cfg.write_text(raw if raw is not None else json.dumps(config))
     env = {"PATH": "/usr/bin:/bin"}  # no HARBORLINE_PSEUDONYMIZATION_KEY from the caller
     result = subprocess.run(
-        [sys.executable, str(script), "--config", str(cfg)], capture_output=True, text=True, env=env, check=False
+        [sys.executable, str(script), "--config", str(cfg), *args], capture_output=True, text=True, env=env, check=False
     )
     return result.returncode, result.stdout, result.stderr
 
@@ -111,6 +113,17 @@ def test_no_key_and_no_choice_stops_at_start_naming_both_ways_out(tmp_path: Path
     _assert_one_line_failure(
         code, stdout, stderr, "pseudonymization_key", "HARBORLINE_PSEUDONYMIZATION_KEY", "pseudonymize: {}"
     )
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [({}, "pseudonymization_key"), ({"pseudonymise": {}, "pseudonymization_key": KEY}, "'pseudonymise'")],
+    ids=["no-key", "misspelt"],
+)
+def test_discovery_reports_a_config_mistake_in_one_line_too(tmp_path: Path, config: dict, expected: str) -> None:
+    # The SDK's --discover callback logs only a ConfigValidationError's `errors`: without them it exited 1 silently.
+    code, stdout, stderr = _run(tmp_path, config, args=("--discover",))
+    _assert_one_line_failure(code, stdout, stderr, expected)
 
 
 def test_an_empty_pseudonymize_is_the_opt_out(tmp_path: Path) -> None:
