@@ -14,11 +14,15 @@ import io
 import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from singer_sdk.configuration._dict_config import parse_environment_config
 from singer_sdk.exceptions import ConfigValidationError, FatalAPIError
+from singer_sdk.helpers._classproperty import classproperty
+from singer_sdk.helpers._typing import is_integer_type, is_number_type
 
 from harborline_singer_shared.dates import parse_datetime
 from harborline_singer_shared.pseudonymize import check_pseudonymize_at_startup
@@ -97,6 +101,22 @@ def raw_config(config: Any, env_prefix: str | None) -> dict[str, Any]:
     return merged
 
 
+_INTEGER = re.compile(r"[+-]?\d+")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def env_number(variable: str, setting: str, text: str, *, integer: bool) -> int | float:
+    """A numeric setting from the environment (always text there); anything else is one error naming the variable."""
+    value = text.strip()
+    if integer and _INTEGER.fullmatch(value):
+        return int(value)
+    if not integer and _NUMBER.fullmatch(value):
+        return int(value) if _INTEGER.fullmatch(value) else float(value)
+    what = "an integer" if integer else "a number"
+    msg = f"Environment variable {variable} (setting '{setting}') must be {what}, such as 5."
+    raise ConfigValidationError(msg, errors=[msg])
+
+
 class HarborlinePluginMixin:
     """Mix into a Tap or Target class before the SDK base: `class TapX(HarborlinePluginMixin, Tap)`."""
 
@@ -131,6 +151,25 @@ class HarborlinePluginMixin:
         except ConfigValidationError as exc:
             # The SDK's --discover callback logs only `errors` (and exits 1 silently without them).
             raise ConfigValidationError(str(exc), errors=exc.errors or [str(exc)]) from None
+
+    # A private SDK hook, overridden because the SDK's own parse turns a non-integer into a ValueError traceback and
+    # leaves `number` settings as text (then refused as "not of type 'number'"): numbers are parsed here, the rest
+    # (arrays, objects, booleans, .env files) still by the SDK's function.
+    @classproperty
+    def _env_var_config(cls) -> dict[str, Any]:  # noqa: N805
+        schema = cls.config_jsonschema  # type: ignore[attr-defined]
+        cls.append_builtin_config(schema)  # type: ignore[attr-defined]
+        prefix: str = cls._env_var_prefix  # type: ignore[attr-defined]
+        properties = schema.get("properties", {})
+        numeric = {n: p for n, p in properties.items() if is_integer_type(p) or is_number_type(p)}
+        config = parse_environment_config(
+            {**schema, "properties": {n: p for n, p in properties.items() if n not in numeric}}, prefix
+        )
+        for name, prop in numeric.items():
+            variable = prefix + name.upper().replace("-", "_")
+            if variable in os.environ:
+                config[name] = env_number(variable, name, os.environ[variable], integer=bool(is_integer_type(prop)))
+        return config
 
     def _check_unknown_settings(self, given: dict[str, Any]) -> None:
         """Warn about a setting the plugin does not know, naming the closest known one; refuse a privacy near miss.

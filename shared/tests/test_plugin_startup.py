@@ -29,6 +29,9 @@ PLUGIN = textwrap.dedent(
         schema = th.PropertiesList(th.Property("id", th.IntegerType), th.Property("email", th.StringType)).to_dict()
 
         def get_records(self, context):
+            if "page_size" in self.config or "window_days" in self.config:  # echo the types they arrived with
+                self.logger.info("types: %s %s", type(self.config.get("page_size")).__name__,
+                                 type(self.config.get("window_days")).__name__)
             if self.config.get("fail"):
                 raise AuthenticationError("HTTP 401 from GET /people: check the `token` setting", status_code=401)
             yield {"id": 1, "email": "Ada@Example.com"}
@@ -40,6 +43,8 @@ PLUGIN = textwrap.dedent(
             th.Property("token", th.StringType, secret=True),
             th.Property("start_date", th.DateTimeType),
             th.Property("fail", th.BooleanType),
+            th.Property("page_size", th.IntegerType),
+            th.Property("window_days", th.NumberType),
             *pseudonymization_settings(PERSONAL),
         ).to_dict()
 
@@ -184,3 +189,32 @@ def test_a_bad_state_file_is_one_line_naming_it(tmp_path: Path, content: str, ex
     argv = [sys.executable, str(script), "--config", "config.json", "--state", "state.json"]
     result = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=tmp_path)
     _assert_one_line_failure(result.returncode, result.stdout, result.stderr, "State file 'state.json'", expected)
+
+
+def _run_env(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    script = tmp_path / "tap_demo.py"
+    script.write_text(PLUGIN)
+    full = {"PATH": "/usr/bin:/bin", "TAP_DEMO_PSEUDONYMIZE": "{}", **env}
+    argv = [sys.executable, str(script), "--config", "ENV"]
+    return subprocess.run(argv, capture_output=True, text=True, env=full, check=False, cwd=tmp_path)
+
+
+def test_numeric_settings_from_the_environment_arrive_as_numbers(tmp_path: Path) -> None:
+    result = _run_env(tmp_path, {"TAP_DEMO_PAGE_SIZE": "50", "TAP_DEMO_WINDOW_DAYS": "0.5"})
+    assert result.returncode == 0, result.stderr
+    assert "types: int float" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("TAP_DEMO_PAGE_SIZE", "fifty", "TAP_DEMO_PAGE_SIZE (setting 'page_size') must be an integer"),
+        ("TAP_DEMO_PAGE_SIZE", "1.5", "TAP_DEMO_PAGE_SIZE (setting 'page_size') must be an integer"),
+        ("TAP_DEMO_WINDOW_DAYS", "1 day", "TAP_DEMO_WINDOW_DAYS (setting 'window_days') must be a number"),
+    ],
+)
+def test_a_numeric_setting_from_the_environment_that_is_not_a_number_is_one_line(
+    tmp_path: Path, variable: str, value: str, expected: str
+) -> None:
+    result = _run_env(tmp_path, {variable: value})
+    _assert_one_line_failure(result.returncode, result.stdout, result.stderr, expected)
