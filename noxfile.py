@@ -182,7 +182,7 @@ def demo(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Throughput and peak RSS: target-postgres vs raw COPY and peer targets; tap-thoughtindustries vs plain HTTP.
+    """Throughput and peak RSS: target-postgres vs raw COPY and peer targets; the taps vs plain loops.
 
     Peers run in their own virtual environments (their dependencies conflict with ours).
     `nox -s bench -- --rows 1000000 --peer-rows 200000 --flat-rows 5000000` for the full measurement.
@@ -212,3 +212,4 @@ def bench(session: nox.Session) -> None:
     session.run("python", str(ROOT / "tap-thoughtindustries" / "bench" / "bench_tap.py"))
     session.run("python", str(ROOT / "tap-clari" / "bench" / "bench_tap.py"))
     session.run("python", str(ROOT / "tap-adaptive" / "bench" / "bench_tap.py"))
+    session.run("python", str(ROOT / "tap-xactly" / "bench" / "bench_tap.py"))
