@@ -458,7 +458,11 @@ def check_readme_commands(meltano: Meltano) -> None:
     """Each tap README's Meltano lines run as written in the project (after the runs: they change its settings)."""
     settings_env = {k: v for k, v in meltano.env.items() if not k.startswith(("TAP_", "TARGET_"))}
     readme = Meltano(meltano.executable, meltano.project, settings_env, meltano.logs)
-    for tap in TAPS:
+    readmes = sorted(p.parent.name for p in ROOT.glob("tap-*/README.md"))
+    for tap in readmes:
+        if "<!-- meltano-commands:start -->" not in (ROOT / tap / "README.md").read_text(encoding="utf-8"):
+            raise E2EError(f"{tap}/README.md has no <!-- meltano-commands:start/end --> block of Meltano commands")
+    for tap in readmes:
         commands = readme_meltano_commands(tap)
         for number, words in enumerate(commands, 1):
             readme(f"readme-{tap}-{number}", *words)
