@@ -29,6 +29,7 @@ from singer_sdk.exceptions import FatalAPIError
 from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError
 from urllib3.exceptions import SSLError as Urllib3SSLError
 
+from harborline_singer_shared.deadline import use_deadline_adapters, watch
 from harborline_singer_shared.pagination import MAX_PAGES_SETTING
 
 if TYPE_CHECKING:
@@ -505,6 +506,10 @@ def _check_timeout(timeout: float | tuple[float, float]) -> None:
         raise ValueError("every request needs a positive timeout (connect, read); got None or <= 0")
 
 
+#: The watchdog fires this long after an attempt's deadline: the body's own check, exact to the read, goes first.
+WATCHDOG_GRACE_SECONDS = 1.0
+
+
 def send_with_retry(
     session: requests.Session,
     request: requests.PreparedRequest,
@@ -555,6 +560,7 @@ def send_with_retry(
     if limit <= 0:
         raise ValueError("total_timeout must be positive")
     caller_streams = bool(session.stream)
+    use_deadline_adapters(session)  # so a watchdog can cut an attempt stuck in the headers (see deadline.py)
     clock = policy.clock
     method = request.method or "GET"
     safe_url = redact_url(request.url)
@@ -569,9 +575,16 @@ def send_with_retry(
         error: Exception | None = None
         try:
             attempt_started = time.monotonic()  # real time: sockets wait in real time, whatever the clock
-            response = session.send(request, timeout=timeout, allow_redirects=allow_redirects, stream=True)
-            if not caller_streams:
-                _read_body(response, deadline=attempt_started + limit, limit=limit, read_timeout=read_timeout)
+            # The watchdog is the headers' bound; the body's own deadline (checked per read) normally comes first.
+            with watch(limit + WATCHDOG_GRACE_SECONDS) as watchdog:
+                try:
+                    response = session.send(request, timeout=timeout, allow_redirects=allow_redirects, stream=True)
+                    if not caller_streams:
+                        _read_body(response, deadline=attempt_started + limit, limit=limit, read_timeout=read_timeout)
+                except RETRYABLE_EXCEPTIONS as exc:
+                    if watchdog.fired.is_set() and not isinstance(exc, ResponseTooSlowError):
+                        raise ResponseTooSlowError(limit) from exc
+                    raise
         except RETRYABLE_EXCEPTIONS as exc:
             error = exc
             if response is not None:

@@ -60,8 +60,10 @@ class TrickleServer:
     Each connection the client closes is counted and signalled, so a test waits on that event.
     """
 
-    def __init__(self, *, chunked: bool = False, interval: float = 0.005) -> None:
+    def __init__(self, *, chunked: bool = False, interval: float = 0.005, headers: bool = False) -> None:
         self.chunked = chunked
+        #: Trickle the status line and headers instead (they never end): the body is never reached.
+        self.headers = headers
         self.interval = interval
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._lock = threading.Lock()
@@ -106,14 +108,21 @@ class TrickleServer:
                     return
                 request += data
             framing = b"Transfer-Encoding: chunked" if self.chunked else b"Content-Length: 1000000"
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + framing + b"\r\n\r\n")
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + framing + b"\r\n"
+            if self.headers:
+                conn.sendall(head)  # then header lines, a byte at a time, that never end
+            else:
+                conn.sendall(head + b"\r\n")
             give_up = time.monotonic() + 60  # never hang a broken test run for ever
             while time.monotonic() < give_up:
                 readable, _, _ = select.select([conn], [], [], self.interval)
                 try:
                     if readable and conn.recv(1, socket.MSG_PEEK) == b"":
                         break  # the client closed the connection
-                    conn.sendall(b"1\r\n \r\n" if self.chunked else b" ")
+                    if self.headers:
+                        conn.sendall(b"X" if self.bytes_sent % 60 else b"\r\nX-Slow: ")
+                    else:
+                        conn.sendall(b"1\r\n \r\n" if self.chunked else b" ")
                 except OSError:
                     break  # reset by the client
                 with self._lock:
@@ -147,6 +156,25 @@ def test_trickled_body_is_cut_off_at_the_total_deadline_and_retried_like_a_timeo
     assert "after 2 attempt(s)" in str(error)
     assert "ResponseTooSlowError: the response was not complete after 0.2 s (request_timeout)" in str(error)
     assert clock.sleeps == [1.0]  # one backoff wait, on the fake clock
+
+
+def test_trickled_headers_are_cut_off_at_the_total_deadline_too():
+    # The headers are read inside requests' send, where no check of ours runs: a watchdog cuts the socket.
+    with TrickleServer(headers=True) as server, requests.Session() as session:
+        request = session.prepare_request(requests.Request("GET", f"{server.url}/v1/items"))
+        with pytest.raises(RetriesExhaustedError) as caught:
+            send_with_retry(
+                session,
+                request,
+                RetryPolicy(max_attempts=1, clock=ManualClock()),
+                timeout=(5.0, 5.0),
+                total_timeout=0.2,
+                logger=LOGGER,
+            )
+        assert server.wait_closed_by_client(1), "the client never hung up on the trickling server"
+        assert server.bytes_sent > 2  # header bytes did arrive: no single read ever timed out
+    assert isinstance(caught.value.last_error, ResponseTooSlowError)
+    assert "the response was not complete after 0.2 s (request_timeout)" in str(caught.value)
 
 
 def test_stream_gives_up_on_a_trickling_server_with_request_timeout():
