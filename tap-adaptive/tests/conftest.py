@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
-import os
+import functools
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +16,7 @@ if str(TESTS_DIR) not in sys.path:
 
 from fake_api import PASSWORD, USERNAME, FakeAdaptive  # noqa: E402
 
-from harborline_singer_shared.retry import ManualClock  # noqa: E402
+from harborline_singer_shared.testing import taps  # noqa: E402
 from harborline_tap_adaptive.tap import TapAdaptive  # noqa: E402
 
 pytest_plugins = ["harborline_singer_shared.testing.fixtures"]
@@ -29,62 +25,14 @@ KEY = "a-test-pseudonymization-key-0123456789"
 ACCOUNT_CODES = ["4000", "5000", "Revenue Total"]
 
 
-@dataclass
-class SyncResult:
-    """The Singer messages one in-process run wrote, and its failure if it failed."""
-
-    messages: list[dict[str, Any]] = field(default_factory=list)
-    error: BaseException | None = None
-    stdout: str = ""
-    tap: TapAdaptive | None = None
-
-    def records(self, stream: str) -> list[dict[str, Any]]:
-        return [m["record"] for m in self.messages if m["type"] == "RECORD" and m["stream"] == stream]
-
-    def schema(self, stream: str) -> dict[str, Any]:
-        return next(m["schema"] for m in self.messages if m["type"] == "SCHEMA" and m["stream"] == stream)
-
-    def states(self) -> list[dict[str, Any]]:
-        return [m["value"] for m in self.messages if m["type"] == "STATE"]
-
-
-def run_tap(
-    config: dict[str, Any],
-    *,
-    clock: ManualClock | None = None,
-    state: dict[str, Any] | None = None,
-    streams: set[str] | None = None,
-    expect_error: bool = False,
-) -> SyncResult:
-    """Run a sync in this process with a manual clock (no real sleeps); capture stdout."""
-    tap = TapAdaptive(config=dict(config), state=state)
-    manual = clock or ManualClock()
-    for name, stream in tap.streams.items():
-        stream.clock = manual
-        if streams is not None:
-            stream.selected = name in streams
-    buffer = io.StringIO()
-    result = SyncResult(tap=tap)
-    with contextlib.redirect_stdout(buffer):
-        try:
-            tap.sync_all()
-        except Exception as exc:
-            if not expect_error:
-                raise
-            result.error = exc
-    result.stdout = buffer.getvalue()
-    result.messages = [json.loads(line) for line in result.stdout.splitlines() if line]
-    if expect_error and result.error is None:
-        pytest.fail("the sync was expected to fail but succeeded")
-    return result
+#: The shared in-process runner for this tap (a fresh ManualClock per run: no real sleeps).
+run_tap = functools.partial(taps.run_tap, TapAdaptive)
 
 
 @pytest.fixture(autouse=True)
 def _no_developer_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """A developer's real settings in the environment must never reach a test."""
-    for name in list(os.environ):
-        if name.startswith("TAP_ADAPTIVE_") or name == "HARBORLINE_PSEUDONYMIZATION_KEY":
-            monkeypatch.delenv(name, raising=False)
+    taps.clear_developer_env(monkeypatch, "TAP_ADAPTIVE_")
 
 
 @pytest.fixture

@@ -2,44 +2,26 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import re
 import shlex
 from pathlib import Path
 
-import yaml
-
+from harborline_singer_shared.testing.taps import (
+    assert_meltano_yml_declares_settings,
+    assert_readme_settings_match_about,
+    assert_root_meltano_yml_matches,
+    meltano_extractor,
+)
 from harborline_tap_adaptive.streams import PERSONAL_DATA_FIELDS
 from harborline_tap_adaptive.tap import TapAdaptive
 
 PACKAGE_DIR = Path(__file__).parent.parent
-ROOT = PACKAGE_DIR.parent
 README = (PACKAGE_DIR / "README.md").read_text(encoding="utf-8")
-#: Settings the SDK appends to every tap (stream maps, flattening, batch): declaring them in meltano.yml is optional.
-SDK_BUILTIN_PREFIXES = ("stream_map", "faker_config", "flattening_", "batch_config")
-START, END = "<!-- settings:start -->", "<!-- settings:end -->"
-
-
-def _generated_settings_section() -> str:
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        TapAdaptive.print_about(output_format="markdown")
-    text = buffer.getvalue()
-    begin = text.index("| Setting |")
-    end = text.index("\n", text.index("A full list of supported settings"))
-    return text[begin:end].strip()
-
-
-def _entry(path: Path) -> dict:
-    project = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return next(e for e in project["plugins"]["extractors"] if e["name"] == "tap-adaptive")
 
 
 def test_readme_settings_table_matches_about_output() -> None:
-    pasted = README[README.index(START) + len(START) : README.index(END)].strip()
-    assert pasted == _generated_settings_section(), "regenerate with: tap-adaptive --about --format=markdown"
+    assert_readme_settings_match_about(PACKAGE_DIR, TapAdaptive)
 
 
 def test_readme_documents_every_stream_with_its_key() -> None:
@@ -63,7 +45,7 @@ def test_readme_config_example_is_a_valid_config() -> None:
 
 def test_readme_meltano_commands_are_meltano_commands_on_declared_settings() -> None:
     block = README[README.index("<!-- meltano-commands:start -->") : README.index("<!-- meltano-commands:end -->")]
-    declared = {s["name"] for s in _entry(PACKAGE_DIR / "meltano.yml")["settings"]}
+    declared = {s["name"] for s in meltano_extractor(PACKAGE_DIR / "meltano.yml", "tap-adaptive")["settings"]}
     lines = [line for line in block.split("```bash\n", 1)[1].split("```", 1)[0].splitlines() if line.strip()]
     assert lines
     for line in lines:
@@ -75,28 +57,12 @@ def test_readme_meltano_commands_are_meltano_commands_on_declared_settings() -> 
 
 
 def test_meltano_yml_declares_every_setting_with_its_secrecy() -> None:
-    extractor = _entry(PACKAGE_DIR / "meltano.yml")
-    declared = {s["name"]: s for s in extractor["settings"] if not s["name"].startswith(SDK_BUILTIN_PREFIXES)}
-    properties = {
-        name: prop
-        for name, prop in TapAdaptive.config_jsonschema["properties"].items()
-        if not name.startswith(SDK_BUILTIN_PREFIXES)
-    }
-    assert set(declared) == set(properties)
-    for name, prop in properties.items():
-        assert bool(declared[name].get("sensitive")) == bool(prop.get("secret")), name
-        assert declared[name].get("kind"), name
-        assert declared[name].get("description"), name
+    extractor = assert_meltano_yml_declares_settings(
+        PACKAGE_DIR, TapAdaptive, personal_data_fields=PERSONAL_DATA_FIELDS
+    )
+    declared = {s["name"]: s for s in extractor["settings"]}
     assert declared["password"]["sensitive"] is True
-    assert extractor["config"]["pseudonymize"] == PERSONAL_DATA_FIELDS
-    assert extractor["pip_url"] == "harborline-tap-adaptive"
-    assert "variant" not in extractor
-    assert set(extractor["capabilities"]) == {str(c) for c in TapAdaptive.capabilities}
 
 
 def test_root_meltano_yml_has_the_same_entry_but_for_pip_url() -> None:
-    mine = _entry(PACKAGE_DIR / "meltano.yml")
-    root = _entry(ROOT / "meltano.yml")
-    assert root.pop("pip_url") == "${MELTANO_PROJECT_ROOT}/shared ${MELTANO_PROJECT_ROOT}/tap-adaptive"
-    mine.pop("pip_url")
-    assert mine == root
+    assert_root_meltano_yml_matches(PACKAGE_DIR, TapAdaptive)

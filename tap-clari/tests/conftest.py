@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 import sys
-from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -20,7 +16,8 @@ if str(TESTS_DIR) not in sys.path:
 
 from fake_api import DEFAULT_API_KEY, FakeClari  # noqa: E402
 
-from harborline_singer_shared.retry import ManualClock  # noqa: E402
+from harborline_singer_shared.testing import taps  # noqa: E402
+from harborline_singer_shared.testing.taps import SyncResult  # noqa: E402
 from harborline_tap_clari.tap import TapClari  # noqa: E402
 
 pytest_plugins = ["harborline_singer_shared.testing.fixtures"]
@@ -30,63 +27,19 @@ TODAY = date(2025, 2, 10)
 KEY = "a-test-pseudonymization-key-0123456789"
 
 
-@dataclass
-class SyncResult:
-    """The Singer messages one in-process run wrote, and its failure if it failed."""
+def run_tap(config: dict[str, Any], *, today: date = TODAY, **options: Any) -> SyncResult[TapClari]:
+    """The shared in-process runner with "today" pinned: the tap's current quarter follows the calendar."""
 
-    messages: list[dict[str, Any]] = field(default_factory=list)
-    error: BaseException | None = None
-    stdout: str = ""
-    tap: TapClari | None = None
+    def pin_today(tap: TapClari) -> None:
+        tap.current_date = lambda: today  # type: ignore[method-assign]
 
-    def records(self, stream: str) -> list[dict[str, Any]]:
-        return [m["record"] for m in self.messages if m["type"] == "RECORD" and m["stream"] == stream]
-
-    def schema(self, stream: str) -> dict[str, Any]:
-        return next(m["schema"] for m in self.messages if m["type"] == "SCHEMA" and m["stream"] == stream)
-
-
-def run_tap(
-    config: dict[str, Any],
-    *,
-    today: date = TODAY,
-    clock: ManualClock | None = None,
-    state: dict[str, Any] | None = None,
-    streams: set[str] | None = None,
-    expect_error: bool = False,
-) -> SyncResult:
-    """Run a sync in this process with a fixed "today" and a manual clock (no real sleeps); capture stdout."""
-    tap = TapClari(config=dict(config), state=state)
-    tap.current_date = lambda: today  # type: ignore[method-assign]
-    manual = clock or ManualClock()
-    for name, stream in tap.streams.items():
-        stream.clock = manual
-        if streams is not None:
-            stream.selected = name in streams
-    buffer = io.StringIO()
-    result = SyncResult(tap=tap)
-    with contextlib.redirect_stdout(buffer):
-        try:
-            tap.sync_all()
-        except Exception as exc:
-            if not expect_error:
-                raise
-            result.error = exc
-    result.stdout = buffer.getvalue()
-    result.messages = [json.loads(line) for line in result.stdout.splitlines() if line]
-    if expect_error and result.error is None:
-        pytest.fail("the sync was expected to fail but succeeded")
-    return result
+    return taps.run_tap(TapClari, config, prepare=pin_today, **options)
 
 
 @pytest.fixture(autouse=True)
 def _no_developer_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """A developer's real settings in the environment must never reach a test."""
-    import os  # noqa: PLC0415
-
-    for name in list(os.environ):
-        if name.startswith("TAP_CLARI_") or name == "HARBORLINE_PSEUDONYMIZATION_KEY":
-            monkeypatch.delenv(name, raising=False)
+    taps.clear_developer_env(monkeypatch, "TAP_CLARI_")
 
 
 @pytest.fixture

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
+import functools
 import json
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ if str(TESTS_DIR) not in sys.path:  # fake_api.py is both a script and a test he
 
 from fake_api import DEFAULT_API_KEY, FakeThoughtIndustries  # noqa: E402
 
+from harborline_singer_shared.testing import taps  # noqa: E402
 from harborline_tap_thoughtindustries.tap import TapThoughtIndustries  # noqa: E402
 
 FIXTURES = TESTS_DIR / "fixtures"
@@ -41,56 +40,9 @@ def load_fixture(name: str) -> Any:
     return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
 
 
-@dataclass
-class SyncResult:
-    """The Singer messages one in-process run wrote, split by type."""
-
-    messages: list[dict[str, Any]] = field(default_factory=list)
-    error: BaseException | None = None
-
-    def records(self, stream: str) -> list[dict[str, Any]]:
-        return [m["record"] for m in self.messages if m["type"] == "RECORD" and m["stream"] == stream]
-
-    @property
-    def states(self) -> list[dict[str, Any]]:
-        return [m["value"] for m in self.messages if m["type"] == "STATE"]
-
-    @property
-    def last_state(self) -> dict[str, Any]:
-        return self.states[-1] if self.states else {}
-
-    def bookmark(self, stream: str) -> str | None:
-        return self.last_state.get("bookmarks", {}).get(stream, {}).get("replication_key_value")
-
-
-def run_tap(
-    config: dict[str, Any],
-    *,
-    streams: list[str] | None = None,
-    state: dict[str, Any] | None = None,
-    clock: Any = None,
-    expect_error: bool = False,
-) -> SyncResult:
-    """Run a sync in this process, selecting only ``streams``; capture the messages it writes."""
-    tap = TapThoughtIndustries(config=config, state=state, setup_mapper=True)
-    for name, stream in tap.streams.items():
-        if streams is not None and name not in streams:
-            stream.selected = False
-        if clock is not None:
-            stream.clock = clock
-    buffer = io.StringIO()
-    result = SyncResult()
-    with contextlib.redirect_stdout(buffer):
-        try:
-            tap.sync_all()
-        except Exception as exc:  # the caller decides whether a failure was expected
-            if not expect_error:
-                raise
-            result.error = exc
-    result.messages = [json.loads(line) for line in buffer.getvalue().splitlines() if line]
-    if expect_error and result.error is None:
-        pytest.fail("the sync was expected to fail but succeeded")
-    return result
+#: The shared in-process runner for this tap. As this suite always ran, streams keep their real clock unless a test
+#: passes one (tests that check waits pass a ManualClock).
+run_tap = functools.partial(taps.run_tap, TapThoughtIndustries, manual_clock=False)
 
 
 @pytest.fixture

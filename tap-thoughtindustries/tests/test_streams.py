@@ -241,7 +241,7 @@ def test_window_boundaries_are_half_open():
         (_ms(day2), _ms(T0 + timedelta(days=2)) - 1),
     ]
     # one STATE per completed window, each at the window's end
-    bookmarks = [s["bookmarks"]["course_actions"].get("replication_key_value") for s in result.states]
+    bookmarks = [s["bookmarks"]["course_actions"].get("replication_key_value") for s in result.states()]
     distinct = [b for i, b in enumerate(bookmarks) if b and (i == 0 or bookmarks[i - 1] != b)]
     assert distinct == [day2.isoformat(), (T0 + timedelta(days=2)).isoformat()]
 
@@ -297,7 +297,7 @@ def test_resume_after_interruption_loses_nothing():
 
         api._take_script = original
         api.scripted.clear()
-        second = run_tap(config, streams=["course_views"], state=first.last_state)
+        second = run_tap(config, streams=["course_views"], state=first.last_state())
         assert second.bookmark("course_views") == api.dataset.end.isoformat()
         # the second run started at the bookmark, not before
         starts = [int(r.params["startDate"]) for r in api.event_requests("courseView")[requests_before + 1 :]]
@@ -338,7 +338,7 @@ def test_rerunning_a_window_yields_the_same_rows(fake_api, base_config):
 
 def test_final_state_holds_the_last_window_end(fake_api, base_config):
     result = run_tap(base_config)
-    final = result.last_state["bookmarks"]
+    final = result.last_state()["bookmarks"]
     for cls in EVENT_STREAMS:
         assert final[cls.name] == {
             "replication_key": "timestamp",

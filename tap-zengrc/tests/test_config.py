@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fake_api import DEFAULT_PASSWORD, DEFAULT_USERNAME, FakeZenGRC
 from singer_sdk.exceptions import ConfigValidationError
-from tap_helpers import MOCK_BASE, load_fixture, records, sync
+from tap_helpers import MOCK_BASE, load_fixture, run_tap
 
 from harborline_tap_zengrc.streams import PERSONAL_DATA_FIELDS
 from harborline_tap_zengrc.tap import TapZenGRC
@@ -26,9 +26,10 @@ def test_credentials_from_zengrc_env_vars(requests_mock: Any, monkeypatch: pytes
     monkeypatch.setenv("ZENGRC_USERNAME", "env-key-id")
     monkeypatch.setenv("ZENGRC_PASSWORD", "env-key-secret")
     matcher = requests_mock.get(f"{MOCK_BASE}/people", json=load_fixture("people_page1.json"))
-    messages, tap = sync({"api_url": MOCK_BASE}, streams={"people"})
-    assert len(records(messages)) == 2
-    assert tap.config["username"] == "env-key-id"
+    result = run_tap({"api_url": MOCK_BASE}, streams={"people"})
+    assert len(result.records()) == 2
+    assert result.tap is not None
+    assert result.tap.config["username"] == "env-key-id"
     assert matcher.request_history[0].headers["Authorization"] == _auth_header("env-key-id", "env-key-secret")
 
 
@@ -107,9 +108,9 @@ def test_personal_data_fields_cover_every_person_reference() -> None:
 
 def test_people_and_owners_are_pseudonymized(fake_api: FakeZenGRC, fake_config: dict) -> None:
     config = {**fake_config, "pseudonymize": PSEUDONYMIZE, "pseudonymization_key": KEY}
-    messages, _ = sync(config)
+    result = run_tap(config)
 
-    people = records(messages, "people")
+    people = result.records("people")
     assert people
     for person in people:
         assert TOKEN.match(person["email"])
@@ -117,22 +118,22 @@ def test_people_and_owners_are_pseudonymized(fake_api: FakeZenGRC, fake_config: 
         assert "@" not in person["email"]
     # The same person gets the same token everywhere, so joins still work.
     token_by_id = {p["id"]: p["name"] for p in people}
-    assignees = [a for r in records(messages, "requests") for a in r["assignees"]]
+    assignees = [a for r in result.records("requests") for a in r["assignees"]]
     assert assignees
     for assignee in assignees:
         assert assignee["name"] == token_by_id[assignee["id"]]
-    for program in records(messages, "programs"):
+    for program in result.records("programs"):
         assert TOKEN.match(program["primary_contact"]["name"])
         assert program["primary_contact"]["id"] in token_by_id  # ids stay usable
 
     clear_names = {f"{r['name']}" for r in fake_api.data["people"]}
-    output = "\n".join(str(m) for m in messages)
+    output = "\n".join(str(m) for m in result.messages)
     for name in clear_names:
         assert name not in output
     for person in fake_api.data["people"]:
         assert person["email"] not in output
 
-    schema = next(m["schema"] for m in messages if m["type"] == "SCHEMA" and m["stream"] == "people")
+    schema = result.schema("people")
     assert schema["properties"]["email"]["type"] == ["string", "null"]
 
 
@@ -140,8 +141,8 @@ def test_pseudonymization_key_from_environment(
     fake_api: FakeZenGRC, fake_config: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HARBORLINE_PSEUDONYMIZATION_KEY", KEY)
-    messages, _ = sync({**fake_config, "pseudonymize": {"people": ["email"]}}, streams={"people"})
-    assert all(TOKEN.match(p["email"]) for p in records(messages, "people"))
+    result = run_tap({**fake_config, "pseudonymize": {"people": ["email"]}}, streams={"people"})
+    assert all(TOKEN.match(p["email"]) for p in result.records("people"))
 
 
 def test_pseudonymize_without_a_key_fails_at_start(monkeypatch: pytest.MonkeyPatch) -> None:

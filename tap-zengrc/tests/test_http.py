@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import requests
 from fake_api import DEFAULT_PASSWORD, FakeZenGRC, Fault
-from tap_helpers import MOCK_BASE, MOCK_PASSWORD, MOCK_USERNAME, load_fixture, records, sync
+from tap_helpers import MOCK_BASE, MOCK_PASSWORD, MOCK_USERNAME, load_fixture, run_tap
 
 from harborline_singer_shared.http import AuthenticationError
 from harborline_singer_shared.retry import ManualClock, RetriesExhaustedError
@@ -22,7 +22,7 @@ def _ok() -> dict[str, Any]:
 
 def test_basic_auth_header_carries_key_id_and_secret(requests_mock: Any, mock_config: dict) -> None:
     matcher = requests_mock.get(PEOPLE_URL, [_ok()])
-    sync(mock_config, streams={"people"})
+    run_tap(mock_config, streams={"people"})
     expected = base64.b64encode(f"{MOCK_USERNAME}:{MOCK_PASSWORD}".encode()).decode()
     assert matcher.request_history[0].headers["Authorization"] == f"Basic {expected}"
 
@@ -33,8 +33,8 @@ def test_retry_after_is_honoured(requests_mock: Any, mock_config: dict) -> None:
         [{"status_code": 429, "headers": {"Retry-After": "7"}, "json": {"message": "slow down"}}, _ok()],
     )
     clock = ManualClock()
-    messages, _ = sync(mock_config, streams={"people"}, clock=clock)
-    assert len(records(messages)) == 2
+    result = run_tap(mock_config, streams={"people"}, clock=clock)
+    assert len(result.records()) == 2
     assert matcher.call_count == 2
     assert clock.sleeps == [7.0]
 
@@ -45,8 +45,8 @@ def test_server_errors_are_retried(requests_mock: Any, mock_config: dict) -> Non
         [{"status_code": 503, "text": "busy"}, {"status_code": 502, "text": "bad gateway"}, _ok()],
     )
     clock = ManualClock()
-    messages, _ = sync(mock_config, streams={"people"}, clock=clock)
-    assert [r["id"] for r in records(messages)] == [41, 42]
+    result = run_tap(mock_config, streams={"people"}, clock=clock)
+    assert [r["id"] for r in result.records()] == [41, 42]
     assert matcher.call_count == 3
     assert len(clock.sleeps) == 2
 
@@ -54,7 +54,7 @@ def test_server_errors_are_retried(requests_mock: Any, mock_config: dict) -> Non
 def test_persistent_server_errors_fail_after_max_retries(requests_mock: Any, mock_config: dict) -> None:
     matcher = requests_mock.get(PEOPLE_URL, status_code=500, text="error")
     with pytest.raises(RetriesExhaustedError) as caught:
-        sync({**mock_config, "max_retries": 3}, streams={"people"})
+        run_tap({**mock_config, "max_retries": 3}, streams={"people"})
     assert matcher.call_count == 3
     assert "HTTP 500" in str(caught.value)
     assert MOCK_PASSWORD not in str(caught.value)
@@ -67,8 +67,8 @@ def test_timeouts_and_connection_errors_are_retried(
     requests_mock: Any, mock_config: dict, error: type[Exception]
 ) -> None:
     matcher = requests_mock.get(PEOPLE_URL, [{"exc": error}, _ok()])
-    messages, _ = sync(mock_config, streams={"people"})
-    assert len(records(messages)) == 2
+    result = run_tap(mock_config, streams={"people"})
+    assert len(result.records()) == 2
     assert matcher.call_count == 2
 
 
@@ -83,7 +83,7 @@ def test_every_request_has_a_timeout_from_config(requests_mock: Any, mock_config
     requests_mock.get(PEOPLE_URL, [_ok()])
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(requests.Session, "send", spy)
-        sync({**mock_config, "request_timeout": 17}, streams={"people"})
+        run_tap({**mock_config, "request_timeout": 17}, streams={"people"})
     assert seen == [(17.0, 17.0)]
 
 
@@ -93,8 +93,8 @@ def test_a_stalled_server_times_out_and_is_retried(fake_api: FakeZenGRC, fake_co
     # waits on the client giving up, and the other requests keep a timeout a loaded machine can meet.
     fake_api.inject(Fault(status=200, body={"data": []}, delay=120, path="/api/v2/objectives"))
     assert fake_config["request_timeout"] == 5
-    messages, _ = sync(fake_config, streams={"objectives"})
-    assert len(records(messages)) == 25
+    result = run_tap(fake_config, streams={"objectives"})
+    assert len(result.records()) == 25
     assert len(fake_api.requests) >= 3  # the stalled attempt, then the three pages
 
 
@@ -106,7 +106,7 @@ def test_401_is_one_clear_error_naming_the_settings(requests_mock: Any, mock_con
         json={"message": f"invalid key {MOCK_USERNAME}:{MOCK_PASSWORD}"},
     )
     with pytest.raises(AuthenticationError) as caught:
-        sync(mock_config, streams={"people"})
+        run_tap(mock_config, streams={"people"})
     message = str(caught.value)
     assert matcher.call_count == 1  # a rejected credential is not retried
     assert "401" in message
@@ -119,12 +119,12 @@ def test_401_is_one_clear_error_naming_the_settings(requests_mock: Any, mock_con
 def test_403_names_the_settings_too(requests_mock: Any, mock_config: dict) -> None:
     requests_mock.get(PEOPLE_URL, status_code=403, json={"message": "forbidden"})
     with pytest.raises(AuthenticationError, match=r"lack permission.*`username` and `password`"):
-        sync(mock_config, streams={"people"})
+        run_tap(mock_config, streams={"people"})
 
 
 def test_fake_api_rejects_a_wrong_secret(fake_api: FakeZenGRC, fake_config: dict) -> None:
     with pytest.raises(AuthenticationError) as caught:
-        sync({**fake_config, "password": "wrong-secret-value"}, streams={"risks"})
+        run_tap({**fake_config, "password": "wrong-secret-value"}, streams={"risks"})
     assert "wrong-secret-value" not in str(caught.value)
     assert DEFAULT_PASSWORD not in str(caught.value)
     assert [r.status for r in fake_api.requests] == [401]

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
 import json
 from typing import Any
 
 import pytest
 from fake_api import FakeZenGRC
-from tap_helpers import MOCK_BASE, last_state, load_fixture, records, sync
+from tap_helpers import MOCK_BASE, load_fixture, run_tap
 
-from harborline_singer_shared.retry import ManualClock, RetriesExhaustedError
+from harborline_singer_shared.retry import RetriesExhaustedError
 from harborline_tap_zengrc.client import normalize_api_url, parse_datetime
 from harborline_tap_zengrc.streams import STREAM_TYPES
 from harborline_tap_zengrc.tap import TapZenGRC
@@ -52,9 +50,9 @@ def test_follows_relative_next_links_until_null(requests_mock: Any, mock_config:
             {None: load_fixture("controls_page1.json"), "2": load_fixture("controls_page2.json")},
         ),
     )
-    messages, _ = sync({**mock_config, "page_size": 2}, streams={"controls"})
+    result = run_tap({**mock_config, "page_size": 2}, streams={"controls"})
 
-    assert [r["id"] for r in records(messages)] == [101, 102, 103]
+    assert [r["id"] for r in result.records()] == [101, 102, 103]
     urls = [h.url for h in matcher.request_history]
     assert urls == [
         f"{MOCK_BASE}/controls?page_size=2",
@@ -74,27 +72,27 @@ def test_last_page_without_next_link_ends_the_stream(requests_mock: Any, mock_co
         f"{MOCK_BASE}/controls",
         json=_pages_by_query({None: load_fixture("controls_page1.json"), "2": page2}),
     )
-    messages, _ = sync(mock_config, streams={"controls"})
-    assert len(records(messages)) == 3
+    result = run_tap(mock_config, streams={"controls"})
+    assert len(result.records()) == 3
     assert matcher.call_count == 2
 
 
 def test_page_size_is_not_sent_unless_configured(requests_mock: Any, mock_config: dict) -> None:
     matcher = requests_mock.get(f"{MOCK_BASE}/people", json=load_fixture("people_page1.json"))
-    sync(mock_config, streams={"people"})
+    run_tap(mock_config, streams={"people"})
     assert matcher.request_history[0].qs == {}
 
 
 def test_page_size_parameter_name_is_configurable(requests_mock: Any, mock_config: dict) -> None:
     matcher = requests_mock.get(f"{MOCK_BASE}/people", json=load_fixture("people_page1.json"))
-    sync({**mock_config, "page_size": 100, "page_size_parameter": "limit"}, streams={"people"})
+    run_tap({**mock_config, "page_size": 100, "page_size_parameter": "limit"}, streams={"people"})
     assert matcher.request_history[0].qs == {"limit": ["100"]}
 
 
 def test_fake_api_paginates_every_stream_completely(fake_api: FakeZenGRC, fake_config: dict) -> None:
-    messages, _ = sync(fake_config)
+    result = run_tap(fake_config)
     for stream in REQUIRED_STREAMS | {"systems"}:
-        got = sorted(r["id"] for r in records(messages, stream))
+        got = sorted(r["id"] for r in result.records(stream))
         assert got == list(range(1, 26)), stream
     # 25 records at 10 per page: 3 pages per stream, each request authenticated.
     assert len(fake_api.requests) == 3 * len(STREAM_TYPES)
@@ -108,7 +106,7 @@ def test_repeated_next_link_fails_instead_of_looping(requests_mock: Any, mock_co
     # Page 2 repeats page 1's records, which stops the stream before they are written again (the
     # repeated link itself would only be seen after them).
     with pytest.raises(Exception, match=r"stream 'controls': page 2 has the same \d+ record\(s\) as page 1"):
-        sync(mock_config, streams={"controls"})
+        run_tap(mock_config, streams={"controls"})
 
 
 @pytest.mark.parametrize(
@@ -191,8 +189,8 @@ def test_custom_attributes_and_mapped_are_kept_verbatim(requests_mock: Any, mock
         f"{MOCK_BASE}/controls",
         json=_pages_by_query({None: page1, "2": load_fixture("controls_page2.json")}),
     )
-    messages, _ = sync(mock_config, streams={"controls"})
-    by_id = {r["id"]: r for r in records(messages)}
+    result = run_tap(mock_config, streams={"controls"})
+    by_id = {r["id"]: r for r in result.records()}
     assert by_id[101]["custom_attributes"] == page1["data"][0]["custom_attributes"]
     # `programs` is not a documented member of a control's `mapped`; it is kept, not dropped.
     assert by_id[102]["mapped"] == page1["data"][1]["mapped"]
@@ -203,16 +201,16 @@ def test_sdk_flattening_keeps_custom_attributes_whole_and_mapped_as_json_arrays(
 ) -> None:
     """The SDK's own flattening JSON-encodes arrays; the values must still be the arrays."""
     requests_mock.get(f"{MOCK_BASE}/requests", json=load_fixture("requests_page1.json"))
-    messages, _ = sync(
+    result = run_tap(
         {**mock_config, "flattening_enabled": True, "flattening_max_depth": 1},
         streams={"requests"},
     )
-    schema = next(m["schema"] for m in messages if m["type"] == "SCHEMA")
+    schema = next(m["schema"] for m in result.messages if m["type"] == "SCHEMA")
     props = schema["properties"]
     assert {"mapped__controls", "mapped__issues", "mapped__programs"} <= set(props)
     assert "custom_attributes" in props
     assert not any(p.startswith("custom_attributes__") for p in props)
-    record = records(messages)[0]
+    record = result.records()[0]
     assert not any(k.startswith("custom_attributes__") for k in record)
     assert json.loads(record["custom_attributes"])["59"]["value"] == "Dana Silva"
     assert json.loads(record["mapped__issues"]) == []
@@ -225,8 +223,8 @@ def test_request_record_matches_vendor_shape(requests_mock: Any, mock_config: di
     page = load_fixture("requests_page1.json")
     requests_mock.get(f"{MOCK_BASE}/requests", json=page)
     # Opted out of the default pseudonymization: the record is compared with the vendor's page verbatim.
-    messages, _ = sync({**mock_config, "pseudonymize": {}}, streams={"requests"})
-    (record,) = records(messages)
+    result = run_tap({**mock_config, "pseudonymize": {}}, streams={"requests"})
+    (record,) = result.records()
     expected = copy.deepcopy(page["data"][0])
     expected["updated_at"] = "2024-03-01T10:00:00.000000+00:00"  # canonical replication key
     assert record == expected
@@ -271,10 +269,10 @@ def test_records_at_the_bookmark_are_kept(requests_mock: Any, mock_config: dict)
         "links": {},
     }
     requests_mock.get(f"{MOCK_BASE}/controls", json=page)
-    messages, _ = sync(mock_config, streams={"controls"}, state=_bookmark_state())
+    result = run_tap(mock_config, streams={"controls"}, state=_bookmark_state())
 
-    assert [r["id"] for r in records(messages)] == [1, 3, 4, 5]
-    state = last_state(messages)
+    assert [r["id"] for r in result.records()] == [1, 3, 4, 5]
+    state = result.last_state()
     assert state is not None
     assert state["bookmarks"]["controls"]["replication_key_value"] == ("2024-03-01T10:00:00.500000+00:00")
 
@@ -284,8 +282,8 @@ def test_start_date_filters_the_first_sync(requests_mock: Any, mock_config: dict
         f"{MOCK_BASE}/controls",
         json={"data": [_control(1, "2023-12-31T23:59:59Z"), _control(2, "2024-01-01T00:00:00Z")]},
     )
-    messages, _ = sync({**mock_config, "start_date": "2024-01-01T00:00:00Z"}, streams={"controls"})
-    assert [r["id"] for r in records(messages)] == [2]
+    result = run_tap({**mock_config, "start_date": "2024-01-01T00:00:00Z"}, streams={"controls"})
+    assert [r["id"] for r in result.records()] == [2]
 
 
 def test_bookmark_is_the_maximum_not_the_last_record(requests_mock: Any, mock_config: dict) -> None:
@@ -298,26 +296,26 @@ def test_bookmark_is_the_maximum_not_the_last_record(requests_mock: Any, mock_co
             ],
         },
     )
-    messages, _ = sync(mock_config, streams={"controls"})
-    state = last_state(messages)
+    result = run_tap(mock_config, streams={"controls"})
+    state = result.last_state()
     assert state is not None
     assert state["bookmarks"]["controls"]["replication_key_value"] == ("2024-05-01T00:00:00.000000+00:00")
 
 
 def test_second_sync_emits_only_changes_and_the_boundary(fake_api: FakeZenGRC, fake_config: dict) -> None:
-    first, _ = sync(fake_config, streams={"requests"})
-    state = last_state(first)
+    first = run_tap(fake_config, streams={"requests"})
+    state = first.last_state()
     assert state is not None
     bookmark = state["bookmarks"]["requests"]["replication_key_value"]
-    at_bookmark = sorted(r["id"] for r in records(first) if r["updated_at"] == bookmark)
+    at_bookmark = sorted(r["id"] for r in first.records() if r["updated_at"] == bookmark)
 
-    second, _ = sync(fake_config, streams={"requests"}, state=state)
-    assert sorted(r["id"] for r in records(second)) == at_bookmark
+    second = run_tap(fake_config, streams={"requests"}, state=state)
+    assert sorted(r["id"] for r in second.records()) == at_bookmark
 
 
 def test_interrupted_sync_resumes_without_losing_records(fake_api: FakeZenGRC, fake_config: dict) -> None:
-    first, _ = sync(fake_config, streams={"requests"})
-    state = last_state(first)
+    first = run_tap(fake_config, streams={"requests"})
+    state = first.last_state()
     assert state is not None
     bookmark = state["bookmarks"]["requests"]["replication_key_value"]
 
@@ -338,38 +336,23 @@ def test_interrupted_sync_resumes_without_losing_records(fake_api: FakeZenGRC, f
         return original_answer(path, query, authorization)
 
     fake_api.answer = answer  # type: ignore[method-assign]
-    interrupted: list[dict[str, Any]] = []
-    with pytest.raises(RetriesExhaustedError):
-        _collect_until_error(fake_config, state, interrupted)
+    # Every message written before the failure is kept; the state is copied so the failed run cannot change it.
+    interrupted = run_tap(fake_config, streams={"requests"}, state=copy.deepcopy(state), expect_error=True)
+    assert isinstance(interrupted.error, RetriesExhaustedError)
 
-    got_before_failure = {r["id"] for r in records(interrupted)}
+    got_before_failure = {r["id"] for r in interrupted.records()}
     assert 3 in got_before_failure  # page 1 was emitted before the failure
     # No STATE written during the failed run moved the bookmark past what was fully read.
-    for message in interrupted:
-        if message["type"] == "STATE":
-            assert message["value"]["bookmarks"]["requests"].get("replication_key_value") == bookmark
+    for value in interrupted.states():
+        assert value["bookmarks"]["requests"].get("replication_key_value") == bookmark
 
-    resumed_state = last_state(interrupted) or state
-    resumed, _ = sync(fake_config, streams={"requests"}, state=resumed_state)
-    got_after = {r["id"] for r in records(resumed)}
+    resumed_state = interrupted.last_state() or state
+    resumed = run_tap(fake_config, streams={"requests"}, state=resumed_state)
+    got_after = {r["id"] for r in resumed.records()}
     assert {3, 25} <= got_after  # the change on page 3 was not lost
-    final = last_state(resumed)
+    final = resumed.last_state()
     assert final is not None
     assert final["bookmarks"]["requests"]["replication_key_value"] == ("2025-06-02T00:00:00.000000+00:00")
-
-
-def _collect_until_error(config: dict[str, Any], state: dict[str, Any], sink: list[dict[str, Any]]) -> None:
-    """Run a sync that is expected to fail, keeping every message written before it did."""
-    tap = TapZenGRC(config=dict(config), state=copy.deepcopy(state))
-    for name, stream in tap.streams.items():
-        stream.selected = name == "requests"
-        stream.clock = ManualClock()
-    buffer = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(buffer):
-            tap.sync_all()
-    finally:
-        sink.extend(json.loads(line) for line in buffer.getvalue().splitlines() if line.strip())
 
 
 def test_parse_datetime_accepts_vendor_variants() -> None:

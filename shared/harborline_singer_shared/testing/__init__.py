@@ -19,6 +19,14 @@ from harborline_singer_shared.testing.http import (
     register_responses,
 )
 from harborline_singer_shared.testing.postgres import PostgresServer, PostgresServerError
+from harborline_singer_shared.testing.taps import (
+    SyncResult,
+    assert_meltano_yml_declares_settings,
+    assert_readme_settings_match_about,
+    assert_root_meltano_yml_matches,
+    pipe_to_target_postgres,
+    run_tap,
+)
 
 __all__ = [
     "FixtureRequest",
@@ -26,8 +34,14 @@ __all__ = [
     "FixtureServer",
     "PostgresServer",
     "PostgresServerError",
+    "SyncResult",
+    "assert_meltano_yml_declares_settings",
+    "assert_readme_settings_match_about",
+    "assert_root_meltano_yml_matches",
     "iter_json_lines",
     "load_json_fixture",
+    "pipe_to_target_postgres",
     "register_json_pages",
     "register_responses",
+    "run_tap",
 ]
