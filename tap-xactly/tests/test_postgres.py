@@ -16,20 +16,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import psycopg2
 from conftest import KEY, XcDatabase
 from xc_fixture import BASE_TIME, EXACT_AMOUNT, READER, READER_PASSWORD, insert, row
 
+from harborline_singer_shared.testing.taps import query_rows, target_postgres_command
 from harborline_tap_xactly.tables import TABLES, table_by_stream
 
 SCHEMA = "tap_xactly"
-
-
-def _target_command() -> list[str]:
-    installed = Path(sys.executable).with_name("target-postgres")
-    if installed.exists():
-        return [str(installed)]
-    return [sys.executable, "-m", "harborline_target_postgres"]
+COLUMNS_OF = "SELECT column_name FROM information_schema.columns WHERE table_name = '{}'"
 
 
 def _pipe(
@@ -56,7 +50,7 @@ def _pipe(
     records = sum(b'"type":"RECORD"' in line for line in output.read_bytes().splitlines())
     with (tmp_path / "target.log").open("w") as target_log, output.open("rb") as tap_out:
         target = subprocess.run(
-            [*_target_command(), "--config", str(tmp_path / "target.json")],
+            [*target_postgres_command(), "--config", str(tmp_path / "target.json")],
             stdin=tap_out,
             stdout=subprocess.PIPE,
             stderr=target_log,
@@ -68,14 +62,6 @@ def _pipe(
     assert (tap_status, target.returncode) == (0, 0), logs
     states = [line for line in target.stdout.decode().splitlines() if line.strip()]
     return records, states[-1] if states else ""
-
-
-def _query(connect: dict[str, Any], sql: str) -> list[tuple[Any, ...]]:
-    with psycopg2.connect(**connect) as connection, connection.cursor() as cursor:
-        cursor.execute(sql)
-        rows: list[tuple[Any, ...]] = cursor.fetchall()
-    connection.close()
-    return rows
 
 
 def test_every_table_loads_through_target_postgres_and_a_second_run_loads_only_what_changed(
@@ -98,20 +84,25 @@ def test_every_table_loads_through_target_postgres_and_a_second_run_loads_only_w
     emitted, state = _pipe(tmp_path, tap_config, target_config, None)
     assert emitted == sum(xc_db.counts.values())
     for table in TABLES:
-        (count,) = _query(connect, f'SELECT count(*) FROM "{SCHEMA}"."{table.stream}"')[0]
+        (count,) = query_rows(connect, f'SELECT count(*) FROM "{SCHEMA}"."{table.stream}"')[0]
         assert count == xc_db.counts[table.stream], table.stream
     columns = {
         c
-        for (c,) in _query(connect, "SELECT column_name FROM information_schema.columns WHERE table_name = 'xc_credit'")
+        for (c,) in query_rows(
+            connect, "SELECT column_name FROM information_schema.columns WHERE table_name = 'xc_credit'"
+        )
     }
     amount = next(c for c in columns if c.lower() == "amount")
-    (exact,) = _query(connect, f'SELECT "{amount}" FROM "{SCHEMA}".xc_credit ORDER BY "{amount}" DESC LIMIT 1')[0]
+    (exact,) = query_rows(connect, f'SELECT "{amount}" FROM "{SCHEMA}".xc_credit ORDER BY "{amount}" DESC LIMIT 1')[0]
     assert exact == EXACT_AMOUNT
     user_columns = {
-        c for (c,) in _query(connect, "SELECT column_name FROM information_schema.columns WHERE table_name = 'xc_user'")
+        c
+        for (c,) in query_rows(
+            connect, "SELECT column_name FROM information_schema.columns WHERE table_name = 'xc_user'"
+        )
     }
     email = next(c for c in user_columns if c.lower() == "email")
-    assert all(e.startswith("hl1:1:") for (e,) in _query(connect, f'SELECT "{email}" FROM "{SCHEMA}".xc_user'))
+    assert all(e.startswith("hl1:1:") for (e,) in query_rows(connect, f'SELECT "{email}" FROM "{SCHEMA}".xc_user'))
 
     later = BASE_TIME + datetime.timedelta(days=30)
     credit_id = next(c for c in columns if c.lower() == "credit_id")
@@ -120,7 +111,7 @@ def test_every_table_loads_through_target_postgres_and_a_second_run_loads_only_w
     insert(xc_db.admin, "XC_CREDIT", [row(table_by_stream("xc_credit"), 77, later)])  # type: ignore[arg-type]
     emitted, _ = _pipe(tmp_path, tap_config, target_config, state)
     assert emitted == 2
-    rows = dict(_query(connect, f'SELECT "{credit_id}", "{name}" FROM "{SCHEMA}".xc_credit'))
+    rows = dict(query_rows(connect, f'SELECT "{credit_id}", "{name}" FROM "{SCHEMA}".xc_credit'))
     assert len(rows) == xc_db.counts["xc_credit"] + 1
     assert rows[3] == "changed"
     assert rows[77] == "xc_credit 77"
