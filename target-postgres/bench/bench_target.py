@@ -3,7 +3,8 @@
 Run through `nox -s bench` (it installs the peers in their own virtual environments and passes their paths), or by
 hand: `python target-postgres/bench/bench_target.py --rows 1000000 --peer-rows 200000`.
 
-The stream is deterministic: 12 mixed columns with an integer key. The upsert variant repeats 30 % of keys.
+The stream is deterministic: 12 mixed columns with an integer key. The upsert variant repeats 30 % of keys; two more
+upsert variants key the same rows by a text column and by a composite (text, integer) key (every row staged).
 Figures: rows/s (wall clock of the whole process, start-up included; raw COPY and our target: the median of
 `--repeat` runs, each on a fresh table) and peak RSS (from wait4 of that process).
 """
@@ -50,14 +51,28 @@ CATEGORIES = ["hardware", "software", "services", "training", "support"]
 REGIONS = ["EMEA", "AMER", "APAC"]
 
 
-def generate(path: Path, csv_path: Path, rows: int, *, upsert: bool, seed: int = 7) -> int:
-    """Write the Singer stream and the same rows as CSV (for raw COPY); returns the number of distinct keys."""
+#: Key shapes of the upsert variants: the integer `id` (the key watermark applies), a text key, a composite key.
+KEYS: dict[str, list[str]] = {"integer": ["id"], "text": ["sku"], "composite": ["tenant", "local_id"]}
+
+
+def generate(path: Path, csv_path: Path, rows: int, *, upsert: bool, seed: int = 7, key_shape: str = "integer") -> int:
+    """Write the Singer stream and the same rows as CSV (for raw COPY); returns the number of distinct keys.
+
+    `key_shape` "text" adds a `sku` string key, "composite" a (`tenant`, `local_id`) key; the CSV keeps the 12 columns.
+    """
+    schema = SCHEMA
+    if key_shape != "integer":
+        extra = {"sku": {"type": "string"}, "tenant": {"type": "string"}, "local_id": {"type": "integer"}}
+        schema = {**SCHEMA, "properties": {**SCHEMA["properties"], **extra}}
     rng = random.Random(seed)
     base = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
     next_id = 1
     with path.open("w") as out, csv_path.open("w", newline="") as cout:
         writer = csv.writer(cout)
-        out.write(json.dumps({"type": "SCHEMA", "stream": "bench", "schema": SCHEMA, "key_properties": ["id"]}) + "\n")
+        out.write(
+            json.dumps({"type": "SCHEMA", "stream": "bench", "schema": schema, "key_properties": KEYS[key_shape]})
+            + "\n"
+        )
         for i in range(rows):
             if upsert and next_id > 1 and rng.random() < 0.3:
                 key = rng.randrange(1, next_id)
@@ -80,6 +95,8 @@ def generate(path: Path, csv_path: Path, rows: int, *, upsert: bool, seed: int =
                 "notes": "tab\there, newline\nthere" if i % 50 == 0 else "plain note",
                 "region": rng.choice(REGIONS),
             }
+            if key_shape != "integer":
+                rec.update(sku=f"SKU-{key:09d}", tenant=f"t{key % 7}", local_id=key // 7)
             out.write(json.dumps({"type": "RECORD", "stream": "bench", "record": rec}) + "\n")
             writer.writerow(["" if rec[c] is None else rec[c] for c in COLUMNS])
             if i % 50_000 == 0 and i:
@@ -259,6 +276,10 @@ def main() -> int:
                 except psycopg2.Error:
                     ok = False
                 results.append((f"{label} ({kind})" + ("" if ok else " (FAILED)"), args.peer_rows, secs, rss))
+        for shape in ("text", "composite"):  # every row through the staging table (no key watermark)
+            stream, csv_path = work / f"upsert-{shape}.singer", work / f"upsert-{shape}.csv"
+            keys = generate(stream, csv_path, args.rows, upsert=True, key_shape=shape)
+            ours(f"target-postgres (upsert, {shape} key)", stream, args.rows, keys, f"ours_{shape}", "upsert")
         if args.flat_rows:
             stream, csv_path = work / "flat.singer", work / "flat.csv"
             generate(stream, csv_path, args.flat_rows, upsert=False)
