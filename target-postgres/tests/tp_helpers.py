@@ -7,6 +7,7 @@ tables.
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
 import os
@@ -18,8 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import psycopg2
+import pytest
 
+from harborline_singer_shared.rules import Kind, is_null_only
 from harborline_singer_shared.testing.postgres import PostgresServer
+from harborline_singer_shared.testing.warehouse import Messages, WarehouseProbe
+from harborline_singer_shared.testing.warehouse import RunResult as ProbeRunResult
 from harborline_target_postgres.target import TargetPostgres
 
 SERVER = PostgresServer().start()  # stopped by its atexit hook
@@ -221,3 +226,125 @@ def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env["PYTHONWARNINGS"] = "ignore"
     env.update(extra or {})
     return env
+
+
+# -- the shared warehouse suite's probe (issue 11) ---------------------------------------------------------------------
+
+# Before any test module imports the suite, so its assertions get pytest's messages (conftest imports this module).
+pytest.register_assert_rewrite("harborline_singer_shared.testing.warehouse_suite")
+
+#: The PostgreSQL types target-postgres creates, and their logical kinds. Any other type is a failure, not a guess:
+#: a kind read back therefore pins the exact PostgreSQL type (NUMBER is `numeric`, never `double precision`).
+PG_TYPE_KINDS: dict[str, Kind] = {
+    "boolean": Kind.BOOLEAN,
+    "bigint": Kind.INTEGER,
+    "numeric": Kind.NUMBER,
+    "date": Kind.DATE,
+    "time without time zone": Kind.TIME,
+    "timestamp with time zone": Kind.TIMESTAMP,
+    "text": Kind.STRING,
+    "jsonb": Kind.JSON,
+}
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _plain(value: Any) -> Any:
+    """psycopg2's values as the probe promises them: aware datetimes in UTC, everything else as psycopg2 gives it."""
+    if isinstance(value, datetime.datetime) and value.tzinfo is not None:
+        return value.astimezone(datetime.UTC)
+    return value
+
+
+class PostgresProbe(WarehouseProbe):
+    """The shared warehouse suite's view of one test's schema in PostgreSQL (names are stored as the engine gave)."""
+
+    dialect = "postgres"
+    max_identifier_bytes = 63
+
+    def __init__(self, db: Db) -> None:
+        self.db = db
+        self.schema = db.schema
+
+    def _table(self, table: str, schema: str | None) -> str:
+        return f"{_quote(schema or self.schema)}.{_quote(table)}"
+
+    def run(self, messages: Messages, **config_overrides: Any) -> ProbeRunResult:
+        result = self.db.run(messages, **config_overrides)
+        return ProbeRunResult(result.stdout, result.stderr, result.returncode)
+
+    def cli(self, messages: Messages | bytes, **config_overrides: Any) -> ProbeRunResult:
+        result = self.db.cli(messages, **config_overrides)
+        return ProbeRunResult(result.stdout, result.stderr, result.returncode)
+
+    def new_target(self, **config_overrides: Any) -> TargetPostgres:
+        return self.db.target(**config_overrides)
+
+    def tables(self, schema: str | None = None) -> list[str]:
+        return self.db.tables(schema or self.schema)
+
+    def columns(self, table: str, schema: str | None = None) -> dict[str, Kind]:
+        rows = self.db.query(
+            "SELECT column_name, data_type, col_description(format('%%I.%%I', table_schema, table_name)::regclass, "
+            "ordinal_position) FROM information_schema.columns "
+            "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+            (schema or self.schema, table),
+        )
+        out: dict[str, Kind] = {}
+        for name, data_type, comment in rows:
+            if data_type not in PG_TYPE_KINDS:
+                raise AssertionError(f"column {name!r} of {table!r} is {data_type}, a type target-postgres never makes")
+            kind = PG_TYPE_KINDS[data_type]
+            out[name] = Kind.NULL if kind is Kind.STRING and is_null_only(comment) else kind
+        return out
+
+    def comments(self, table: str, schema: str | None = None) -> dict[str, str | None]:
+        rows = self.db.query(
+            "SELECT a.attname, col_description(a.attrelid, a.attnum) FROM pg_attribute a "
+            "WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+            (self._table(table, schema),),
+        )
+        return dict(rows)
+
+    def table_comment(self, table: str, schema: str | None = None) -> str | None:
+        rows = self.db.query("SELECT obj_description(%s::regclass, 'pg_class')", (self._table(table, schema),))
+        return rows[0][0]
+
+    def rows(
+        self,
+        table: str,
+        columns: list[str],
+        order_by: list[str] | None = None,
+        schema: str | None = None,
+    ) -> list[tuple[Any, ...]]:
+        select = ", ".join(_quote(c) for c in columns)
+        order = ", ".join(_quote(c) for c in (order_by or columns))
+        rows = self.db.query(f"SELECT {select} FROM {self._table(table, schema)} ORDER BY {order}")
+        return [tuple(_plain(v) for v in row) for row in rows]
+
+    def primary_key(self, table: str, schema: str | None = None) -> list[str]:
+        rows = self.db.query(
+            "SELECT a.attname FROM pg_index i JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ON true "
+            "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
+            "WHERE i.indrelid = %s::regclass AND i.indisprimary ORDER BY k.ord",
+            (self._table(table, schema),),
+        )
+        return [r[0] for r in rows]
+
+    def new_schema(self) -> str:
+        return new_schema()
+
+    def schema_exists(self, name: str) -> bool:
+        return self.db.query("SELECT 1 FROM pg_namespace WHERE nspname = %s", (name,)) != []
+
+    def seed_table(self, table: str, column: str, values: list[int], schema: str | None = None) -> None:
+        self.db.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(schema or self.schema)}")
+        self.db.execute(f"CREATE TABLE {self._table(table, schema)} ({_quote(column)} bigint)")
+        for value in values:
+            self.db.execute(f"INSERT INTO {self._table(table, schema)} VALUES (%s)", (value,))
+
+    def timestamp_as_text(self, value: datetime.datetime) -> str:
+        """PostgreSQL's `timestamptz::text` in a UTC session: `2024-01-03 04:05:06+00`."""
+        return value.astimezone(datetime.UTC).isoformat(sep=" ").removesuffix(":00")
