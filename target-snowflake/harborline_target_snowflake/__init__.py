@@ -1,0 +1,1 @@
+"""Snowflake dialect for the Harborline warehouse loader."""
