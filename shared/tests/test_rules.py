@@ -203,8 +203,14 @@ def test_untyped_properties_are_json(prop):
         {"oneOf": [{"type": "null"}]},
     ],
 )
-def test_only_null_is_string(prop):
-    assert column_type_from_jsonschema(prop) == STRING
+def test_only_null_is_a_null_column_that_any_type_may_widen_later(prop):
+    null = column_type_from_jsonschema(prop)
+    assert null == ColumnType(Kind.NULL)
+    for kind in Kind:
+        if kind is not Kind.NULL:
+            assert widen("s", "c", null, ColumnType(kind)) == ColumnType(kind)
+    # and a property declared only null later fits whatever column it already has
+    assert widen("s", "c", ColumnType(Kind.INTEGER), null) == ColumnType(Kind.INTEGER)
 
 
 def test_union_branches_do_not_lose_max_length_of_single_string():

@@ -31,6 +31,7 @@ from harborline_singer_shared.rules import (
     TablePlan,
     decode_source,
     encode_source,
+    is_null_only,
 )
 
 MAX_IDENTIFIER_BYTES = 63
@@ -44,6 +45,7 @@ _PG_TYPES: dict[Kind, str] = {
     Kind.TIMESTAMP: "timestamptz",
     Kind.STRING: "text",
     Kind.JSON: "jsonb",
+    Kind.NULL: "text",  # only NULLs so far; the column comment keeps the kind (see rules.plan.encode_source)
 }
 
 _FROM_PG: dict[str, Kind] = {
@@ -339,7 +341,11 @@ def read_columns(cur: psycopg2.extensions.cursor, schema: str, table: str) -> li
         if cur.fetchone() is None:
             return None
     return [
-        ExistingColumn(name, ColumnType(_FROM_PG.get(type_name, Kind.STRING)), decode_source(comment))
+        ExistingColumn(
+            name,
+            ColumnType(Kind.NULL if is_null_only(comment) else _FROM_PG.get(type_name, Kind.STRING)),
+            decode_source(comment),
+        )
         for name, type_name, comment in rows
     ]
 
@@ -409,7 +415,7 @@ def plan_ddl(
             f"{pg_type(c.type)}"
             for c, _old in plan.widen
         )
-        comments = plan.add
+        comments = [*plan.add, *(c for c, old in plan.widen if old.kind is Kind.NULL)]  # no longer NULL-only
     stmts.extend(f"COMMENT ON COLUMN {target}.{quote(c.name)} IS {literal(c.comment)}" for c in comments if c.comment)
     return stmts
 

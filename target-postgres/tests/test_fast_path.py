@@ -8,8 +8,9 @@ import msgspec
 import pytest
 
 from harborline_singer_shared.rules import ColumnType, Kind, plan_table
+from harborline_singer_shared.warehouse.rows import build_row_function
+from harborline_singer_shared.warehouse.structs import build_struct_loader
 from harborline_target_postgres import connector
-from harborline_target_postgres.sinks import build_row_function, build_struct_loader
 
 SCHEMA = {
     "properties": {

@@ -16,8 +16,8 @@ from contextlib import redirect_stdout
 import pytest
 from tp_helpers import record_msg, schema_msg, state_msg
 
+from harborline_singer_shared.warehouse.state import StateEmitter
 from harborline_target_postgres.sinks import PostgresSink
-from harborline_target_postgres.state import StateEmitter
 
 HUNG = 120  # a safety net for a hung thread only
 

@@ -17,6 +17,7 @@ from harborline_singer_shared.rules.plan import (
     TablePlan,
     decode_source,
     encode_source,
+    is_null_only,
     plan_table,
 )
 from harborline_singer_shared.rules.types import (
@@ -42,6 +43,7 @@ __all__ = [
     "decode_source",
     "encode_source",
     "flatten_schema",
+    "is_null_only",
     "make_getter",
     "normalize_identifier",
     "plan_table",

@@ -14,7 +14,7 @@ from typing import Any
 
 from harborline_singer_shared.rules.flatten import SourceColumn, flatten_schema
 from harborline_singer_shared.rules.naming import NameAllocator
-from harborline_singer_shared.rules.types import ColumnType, widen
+from harborline_singer_shared.rules.types import ColumnType, Kind, widen
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,11 @@ class ColumnPlan:
 
     @property
     def comment(self) -> str | None:
-        """What the column comment records: the source path, so the name mapping survives runs."""
-        return encode_source(self.source.path) if self.source else None
+        """What the column comment records: the source path, so the name mapping survives runs.
+
+        For a NULL column also its kind, which no warehouse type expresses.
+        """
+        return encode_source(self.source.path, null_only=self.type.kind is Kind.NULL) if self.source else None
 
 
 @dataclass
@@ -67,22 +70,40 @@ class TablePlan:
         return [c for c in self.columns if c.source is not None]
 
 
-def encode_source(path: Sequence[str]) -> str:
-    """Column comment text for a source path (a JSON array: unambiguous whatever the names hold)."""
+def encode_source(path: Sequence[str], *, null_only: bool = False) -> str:
+    """Column comment text for a source path (a JSON array: unambiguous whatever the names hold).
+
+    A column whose property has only ever been null is stored as the dialect's text type; its comment says so
+    (`{"source": [...], "type": "null"}`), so a later SCHEMA may still give it any type.
+    """
+    if null_only:
+        return json.dumps({"source": list(path), "type": "null"}, ensure_ascii=False)
     return json.dumps(list(path), ensure_ascii=False)
+
+
+def _comment_value(comment: str | None) -> Any:
+    if not comment:
+        return None
+    try:
+        return json.loads(comment)
+    except ValueError:
+        return None
 
 
 def decode_source(comment: str | None) -> tuple[str, ...] | None:
     """Inverse of `encode_source`; None for comments we did not write."""
-    if not comment:
-        return None
-    try:
-        value = json.loads(comment)
-    except ValueError:
-        return None
+    value = _comment_value(comment)
+    if isinstance(value, dict):
+        value = value.get("source")
     if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
         return tuple(value)
     return None
+
+
+def is_null_only(comment: str | None) -> bool:
+    """Whether a column comment marks a column that has only ever held NULL (see `encode_source`)."""
+    value = _comment_value(comment)
+    return isinstance(value, dict) and value.get("type") == "null" and decode_source(comment) is not None
 
 
 class MissingKeyColumnError(ValueError):

@@ -9,6 +9,7 @@ The lattice (an arrow means "may widen to"):
     integer -> number -> string          boolean -> string
     date -> timestamp -> string          time -> string
     string(n) -> string(m), m > n        json stays json (any value is valid JSON)
+    null -> anything (a property that has only ever been null: its column holds no value yet)
 
 Anything else (number -> integer, string -> anything, scalar -> json, boolean -> integer, ...) is refused.
 """
@@ -31,6 +32,8 @@ class Kind(enum.Enum):
     TIMESTAMP = "timestamp"
     STRING = "string"
     JSON = "json"
+    #: Declared only as null so far: the column holds nothing but NULL, so a later SCHEMA may give it any type.
+    NULL = "null"
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ class IncompatibleSchemaChangeError(ValueError):
             f"stream {stream!r}: column {column!r} is {old} and the new SCHEMA asks for {new}: "
             f"{what} type change, refused; nothing was changed. Widen the source type instead "
             f"(allowed: integer->number->string, boolean->string, date->timestamp->string, "
-            f"time->string, longer strings)."
+            f"time->string, longer strings, null->any type)."
         )
 
 
@@ -71,6 +74,7 @@ _WIDENS_TO: dict[Kind, frozenset[Kind]] = {
     Kind.STRING: frozenset(),
     Kind.JSON: frozenset(),
 }
+_WIDENS_TO[Kind.NULL] = frozenset(_WIDENS_TO) - {Kind.NULL}
 
 _STRING_FORMATS = {
     "date-time": Kind.TIMESTAMP,
@@ -98,8 +102,8 @@ def widen(stream: str, column: str, old: ColumnType, new: ColumnType) -> ColumnT
     Returns `old` when nothing needs to change (including any value into a JSON column), `new` when the column
     must be widened, and raises when the change would narrow or reinterpret existing data.
     """
-    if old == new or old.kind is Kind.JSON:
-        return old
+    if old == new or old.kind is Kind.JSON or new.kind is Kind.NULL:
+        return old  # (a property now declared only null: its NULLs fit the column as it is)
     if _can_widen(new, old) and new.kind is Kind.STRING and old.kind is Kind.STRING:
         # A shorter maximum length for a string column: a narrowing of the declared type.
         raise IncompatibleSchemaChangeError(stream, column, old, new)
@@ -174,11 +178,11 @@ def column_type_from_jsonschema(prop: dict[str, Any]) -> ColumnType:
     """Map one JSON schema property to its logical column type.
 
     A property with no type at all (`{}`) can hold anything, so it is JSON; a property that is only `null`
-    is a string column (it will hold NULLs until a later SCHEMA widens it).
+    is a NULL column: it holds NULLs until a later SCHEMA gives it a type, any type (see the lattice).
     """
     branches = _branch_types(prop)
     if not branches:
-        return ColumnType(Kind.STRING) if _only_null(prop) else ColumnType(Kind.JSON)
+        return ColumnType(Kind.NULL) if _only_null(prop) else ColumnType(Kind.JSON)
     result = branches[0]
     for branch in branches[1:]:
         result = join(result, branch)
