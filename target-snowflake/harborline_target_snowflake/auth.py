@@ -17,6 +17,8 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from harborline_singer_shared.redaction import MIN_SECRET_LENGTH
+
 AUTH_SETTINGS = ("password", "private_key", "private_key_path")
 
 
@@ -118,6 +120,7 @@ def redact(text: str, config: Mapping[str, Any]) -> str:
     for secret in secrets_of(config):
         pieces.add(secret)
         pieces.update(line.strip() for line in secret.splitlines() if len(line.strip()) >= 8)
-    for piece in sorted(pieces, key=len, reverse=True):
+    # As the shared log filter: replacing a one- or two-character secret would mangle every word and hide nothing.
+    for piece in sorted((p for p in pieces if len(p) >= MIN_SECRET_LENGTH), key=len, reverse=True):
         text = text.replace(piece, "***")
     return text

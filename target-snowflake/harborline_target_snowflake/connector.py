@@ -597,7 +597,12 @@ def describe_error(exc: BaseException) -> str:
     Quoted values in the message are masked: they may be record data.
     """
     errno = getattr(exc, "errno", None)
-    text = re.sub(r"^\d{6}(?: \(\w+\))?: ", "", str(getattr(exc, "msg", None) or exc).strip())
+    # `raw_msg`: the message before the connector prefixed it (its prefix holds the query id only at INFO level).
+    raw = getattr(exc, "raw_msg", None) or getattr(exc, "msg", None) or exc
+    text = re.sub(r"^\d{6}(?: \(\w+\))?: ", "", str(raw).strip())
     first = " ".join(text.splitlines()[:2]) if text.lower().startswith("sql compilation error") else text
     first = re.sub(r"'[^']*'", "'…'", first.splitlines()[0] if first else type(exc).__name__)
+    sfqid = getattr(exc, "sfqid", None)
+    if isinstance(sfqid, str) and sfqid:
+        first += f" (query id {sfqid})"  # to find it in the query history; not a secret
     return f"{errno:06d}: {first}" if isinstance(errno, int) and errno > 0 else first

@@ -45,7 +45,7 @@ FILE_FORMAT = (
     "TYPE=CSV FIELD_DELIMITER='\\t' FIELD_OPTIONALLY_ENCLOSED_BY='\"' ESCAPE_UNENCLOSED_FIELD=NONE "
     "EMPTY_FIELD_AS_NULL=TRUE NULL_IF=() COMPRESSION=GZIP"
 )
-_STAGE_NAME = re.compile(r'[A-Za-z0-9_$."]+')
+STAGE_NAME = re.compile(r'[A-Za-z0-9_$."]+')
 
 
 class BatchLoadError(RuntimeError):
@@ -119,13 +119,15 @@ class TableLoad:
     seq: bool = True
     stage: str | None = None
     workdir: Path | None = None
+    #: A versioned table's deleted-at column (ACTIVATE_VERSION): a row sent again is live again (set to NULL).
+    deleted_at_column: str | None = None
     _own_workdir: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.mode not in LOAD_METHODS:
             msg = f"`load_method` must be one of {', '.join(LOAD_METHODS)}, not {self.mode!r}"
             raise ValueError(msg)
-        if self.stage is not None and not _STAGE_NAME.fullmatch(self.stage):
+        if self.stage is not None and not STAGE_NAME.fullmatch(self.stage):
             msg = f"`stage` must name an internal stage (letters, digits, _ $ . and quotes), not {self.stage!r}"
             raise ValueError(msg)
         if self.keyed and not self.seq:
@@ -209,7 +211,8 @@ class TableLoad:
             return f"CONVERT_TIMEZONE('UTC', {name})::TIMESTAMP_NTZ AS {name}"
         return name
 
-    def _now(self) -> str:
+    def now_sql(self) -> str:
+        """The current time as the table's timestamp type holds it (NTZ: UTC wall clock)."""
         if self.options.timestamp_type == "TIMESTAMP_NTZ":
             return "CONVERT_TIMEZONE('UTC', CURRENT_TIMESTAMP())::TIMESTAMP_NTZ"
         return "CURRENT_TIMESTAMP()"
@@ -229,19 +232,21 @@ class TableLoad:
         ts = quote(self.timestamp_column)
         source = ", ".join(self._source_expr(c) for c in self.columns)
         if not self.keyed:
-            return f"INSERT INTO {into} ({', '.join(cols)}, {ts}) SELECT {source}, {self._now()} FROM {self.staging}"
+            return f"INSERT INTO {into} ({', '.join(cols)}, {ts}) SELECT {source}, {self.now_sql()} FROM {self.staging}"
         keys = [quote(k) for k in self.key_columns]
         newest = (
             f"SELECT {source} FROM {self.staging} "
             f"QUALIFY ROW_NUMBER() OVER (PARTITION BY {', '.join(keys)} ORDER BY {quote(SEQ_COLUMN)} DESC) = 1"
         )
         on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
-        updates = [f"t.{c} = s.{c}" for c in cols if c not in keys] + [f"t.{ts} = {self._now()}"]
+        updates = [f"t.{c} = s.{c}" for c in cols if c not in keys] + [f"t.{ts} = {self.now_sql()}"]
+        if self.deleted_at_column:
+            updates.append(f"t.{quote(self.deleted_at_column)} = NULL")
         values = ", ".join(f"s.{c}" for c in cols)
         return (
             f"MERGE INTO {into} t USING ({newest}) s ON {on} "
             f"WHEN MATCHED THEN UPDATE SET {', '.join(updates)} "
-            f"WHEN NOT MATCHED THEN INSERT ({', '.join(cols)}, {ts}) VALUES ({values}, {self._now()})"
+            f"WHEN NOT MATCHED THEN INSERT ({', '.join(cols)}, {ts}) VALUES ({values}, {self.now_sql()})"
         )
 
     def load(self, conn: Any, chunks: Iterable[bytes], rows: int | None = None) -> LoadResult:
@@ -310,7 +315,9 @@ class TableLoad:
             with contextlib.suppress(Exception):  # the connection may be gone; the error that matters is re-raised
                 cur.execute("ROLLBACK")
             raise
-        cur.execute(f"DROP TABLE IF EXISTS {self.side}")
+        # The rows are replaced: a side table that cannot be dropped now is replaced by the next run anyway.
+        with contextlib.suppress(Exception):
+            cur.execute(f"DROP TABLE IF EXISTS {self.side}")
         cur.close()
         return [*stmts, f"DROP TABLE IF EXISTS {self.side}"]
 

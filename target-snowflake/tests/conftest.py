@@ -4,7 +4,6 @@ the real connector over HTTP through the `host`/`port`/`protocol` settings, and 
 from __future__ import annotations
 
 import itertools
-import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import fakesnow_shims
+import sf_server
 from sf_helpers import TEST_TIMEOUTS, session_parameters_for_tests
 
 from harborline_target_snowflake import connector
@@ -28,26 +27,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
-def snowflake_settings() -> Iterator[dict[str, Any]]:
+def snowflake_settings() -> dict[str, Any]:
     """Settings of the emulated account (database HARBORLINE; the emulator creates it at first login)."""
-    import fakesnow  # noqa: PLC0415 - imported only when a test needs the emulator
-
-    fakesnow_shims.install()
-    with fakesnow.server() as kwargs:
-        yield {
-            "account": "fakesnow",
-            "user": "fake",
-            "password": "snow-secret-password",
-            "database": "HARBORLINE",
-            "host": kwargs["host"],
-            "port": kwargs["port"],
-            "protocol": "http",
-            "query_tag": "harborline-tests",
-        }
-    # The emulator keeps internal stages in a temporary folder it never removes.
-    from fakesnow.transforms import stage  # noqa: PLC0415
-
-    shutil.rmtree(stage.LOCAL_BUCKET_PATH, ignore_errors=True)
+    return sf_server.settings()
 
 
 def open_connection(settings: dict[str, Any]) -> Any:
@@ -66,3 +48,19 @@ def sf(snowflake_settings: dict[str, Any]) -> Iterator[tuple[Any, str]]:
     connector.ensure_schema(cur, schema)
     yield conn, schema
     conn.close()
+
+
+@pytest.fixture
+def wh(tmp_path: Path) -> Iterator[Any]:
+    """A fresh schema to run the target into (see st_helpers.Warehouse)."""
+    from st_helpers import Warehouse  # noqa: PLC0415
+
+    warehouse = Warehouse(tmp_path)
+    yield warehouse
+    warehouse.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_meltano_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests decide the schema themselves; a MELTANO_EXTRACTOR_NAMESPACE from the caller must not leak in."""
+    monkeypatch.delenv("MELTANO_EXTRACTOR_NAMESPACE", raising=False)
