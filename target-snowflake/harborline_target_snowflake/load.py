@@ -1,0 +1,327 @@
+"""One batch into Snowflake: COPY-text rows to a gzip CSV file, PUT, COPY into staging, ONE MERGE, COMMIT.
+
+In full: file -> PUT -> COPY into a temporary staging table -> ONE MERGE (keyed) or INSERT ... SELECT -> COMMIT.
+
+The shared loader builds rows in PostgreSQL COPY text (tab-separated, `\\N` for NULL, `\\t \\n \\r \\\\` escaped).
+Snowflake's CSV reader can un-escape unenclosed fields, but the emulator cannot, and the two disagree on other
+escapes, so each chunk is re-encoded with a few whole-buffer byte replacements (no per-field Python work) into the
+one CSV form both read identically: every value enclosed in `"` (embedded `"` doubled, tabs and newlines raw inside
+the quotes), NULL an empty unenclosed field, the empty string `""`.
+
+Statements per batch do not depend on the column count: PUT, TRUNCATE (staging), COPY, BEGIN, MERGE or INSERT,
+COMMIT. Only the target table is written inside the transaction; the staging table is a temporary table of this
+session, created with the DDL before any data transaction (DDL commits an open transaction in Snowflake).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import re
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harborline_singer_shared.rules import ColumnPlan, Kind
+from harborline_target_snowflake.connector import (
+    TypeOptions,
+    qualified,
+    quote,
+    side_name,
+    stage_type,
+)
+
+#: The staging table's sequence column: input order, so the newest record of a key wins the de-duplication.
+SEQ_COLUMN = "__hl_seq"
+LOAD_METHODS = ("append-only", "upsert", "overwrite")
+
+#: How the staged file is read. NULL_IF=() so that no string value is ever read as NULL: NULL is only the empty
+#: unenclosed field. ESCAPE_UNENCLOSED_FIELD=NONE: unenclosed fields are always empty, nothing to un-escape.
+FILE_FORMAT = (
+    "TYPE=CSV FIELD_DELIMITER='\\t' FIELD_OPTIONALLY_ENCLOSED_BY='\"' ESCAPE_UNENCLOSED_FIELD=NONE "
+    "EMPTY_FIELD_AS_NULL=TRUE NULL_IF=() COMPRESSION=GZIP"
+)
+STAGE_NAME = re.compile(r'[A-Za-z0-9_$."]+')
+
+
+class BatchLoadError(RuntimeError):
+    """A batch did not load as sent (e.g. COPY loaded fewer rows): rolled back, nothing of it is visible."""
+
+
+def copy_text_to_csv(chunk: bytes) -> bytes:
+    """Re-encode whole COPY-text rows (the chunk ends with a newline) as the CSV form `FILE_FORMAT` reads.
+
+    Byte-level, in C: a raw tab or newline in COPY text is always a delimiter, and a single backslash is always
+    the start of an escape (a literal one is `\\\\`), so `"\\N"` after wrapping can only be a whole NULL field.
+    COPY text never holds a raw NUL byte (PostgreSQL refuses it too), which makes NUL a safe placeholder.
+    """
+    if not chunk:
+        return b""
+    if not chunk.endswith(b"\n"):
+        msg = "a COPY-text chunk must hold whole rows (end with a newline)"
+        raise ValueError(msg)
+    data = chunk.replace(b'"', b'""').replace(b"\t", b'"\t"').replace(b"\n", b'"\n"')
+    data = b'"' + data[:-1]  # open the first field; drop the quote opened after the last newline
+    data = data.replace(b'"\\N"', b"")  # NULL: an empty unenclosed field
+    if b"\\" not in data:  # most chunks: nothing escaped, skip five passes
+        return data
+    return (
+        data.replace(b"\\\\", b"\x00")
+        .replace(b"\\t", b"\t")
+        .replace(b"\\n", b"\n")
+        .replace(b"\\r", b"\r")
+        .replace(b"\x00", b"\\")
+    )
+
+
+def write_batch_file(chunks: Iterable[bytes], path: Path) -> int:
+    """Write the chunks, re-encoded, to a gzip file; returns the bytes before compression.
+
+    Level 1: compressing must keep up with the Python side building rows.
+    """
+    size = 0
+    with gzip.open(path, "wb", compresslevel=1) as fh:
+        for chunk in chunks:
+            data = copy_text_to_csv(chunk)
+            size += len(data)
+            fh.write(data)
+    return size
+
+
+@dataclass
+class LoadResult:
+    """What one batch did: rows COPY'd into staging and the statements run (their count is constant)."""
+
+    rows: int
+    statements: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TableLoad:
+    """Everything a sink needs to load batches of one stream into one table.
+
+    `columns` are the plan's source columns in row order; rows carry one more field, the sequence number, when
+    `seq` is on (required for keyed upserts and overwrites: it decides which duplicate is newest).
+    `stage`: a named internal stage (`stage` setting), else the staging table's own stage (never `@~`).
+    """
+
+    schema: str
+    table: str
+    columns: Sequence[ColumnPlan]
+    key_columns: Sequence[str]
+    timestamp_column: str
+    options: TypeOptions
+    mode: str = "upsert"
+    seq: bool = True
+    stage: str | None = None
+    workdir: Path | None = None
+    #: A versioned table's deleted-at column (ACTIVATE_VERSION): a row sent again is live again (set to NULL).
+    deleted_at_column: str | None = None
+    _own_workdir: bool = field(default=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.mode not in LOAD_METHODS:
+            msg = f"`load_method` must be one of {', '.join(LOAD_METHODS)}, not {self.mode!r}"
+            raise ValueError(msg)
+        if self.stage is not None and not STAGE_NAME.fullmatch(self.stage):
+            msg = f"`stage` must name an internal stage (letters, digits, _ $ . and quotes), not {self.stage!r}"
+            raise ValueError(msg)
+        if self.keyed and not self.seq:
+            msg = "keyed upserts and overwrites need the sequence field (seq=True) to keep the newest record"
+            raise ValueError(msg)
+        if self.workdir is None:
+            self.workdir = Path(tempfile.mkdtemp(prefix="target-snowflake-"))
+            self._own_workdir = True
+
+    # -- names -----------------------------------------------------------------------------------------------
+
+    @property
+    def keyed(self) -> bool:
+        """Rows are merged by key (append-only never merges)."""
+        return bool(self.key_columns) and self.mode != "append-only"
+
+    @property
+    def target(self) -> str:
+        """`"SCHEMA"."TABLE"`."""
+        return qualified(self.schema, self.table)
+
+    @property
+    def staging(self) -> str:
+        """The temporary staging table's name.
+
+        Unqualified: created in the current schema (the emulator refuses qualified temporary names).
+        Upper-case: its stage `@%NAME` must resolve unquoted.
+        """
+        return side_name(self.table, "stage")
+
+    @property
+    def side_table(self) -> str:
+        """The overwrite run's side table (a real table: it must outlive sessions until the final swap).
+
+        A later SCHEMA in the same run evolves it like the target: `plan_ddl(plan, schema, load.side_table, ...)`.
+        """
+        return side_name(self.table, "overwrite")
+
+    @property
+    def side(self) -> str:
+        """`"SCHEMA"."HL_OVERWRITE_..."`."""
+        return qualified(self.schema, self.side_table)
+
+    def _location(self, batch: str) -> str:
+        if self.stage:
+            return f"@{self.stage}/harborline/{side_name(self.table, 'load')}/{batch}/"
+        return f"@%{self.staging}/{batch}/"
+
+    # -- DDL (before any data transaction) ----------------------------------------------------------------------
+
+    def prepare_sql(self, *, start: bool = True) -> list[str]:
+        """Create the staging table; for overwrite at the start of a run, a fresh side table.
+
+        Run once per connection and SCHEMA, after the target's DDL. The side table is made `LIKE` the target, so
+        one left by a failed run is replaced, and the same DDL plans apply to both.
+        """
+        cols = [f"{quote(c.name)} {stage_type(c, self.options)}" for c in self.columns]
+        if self.seq:
+            cols.append(f"{quote(SEQ_COLUMN)} NUMBER(38,0)")
+        stmts = [f"CREATE OR REPLACE TEMPORARY TABLE {self.staging} ({', '.join(cols)})"]
+        if self.mode == "overwrite" and start:
+            stmts.append(f"CREATE OR REPLACE TABLE {self.side} LIKE {self.target}")
+        return stmts
+
+    def prepare(self, cur: Any, *, start: bool = True) -> None:
+        """Run `prepare_sql`."""
+        for stmt in self.prepare_sql(start=start):
+            cur.execute(stmt)
+
+    def drop_side_sql(self) -> str:
+        """After a failed overwrite run: the side table is not needed (the next run replaces it anyway)."""
+        return f"DROP TABLE IF EXISTS {self.side}"
+
+    # -- the data statements ---------------------------------------------------------------------------------
+
+    def _source_expr(self, col: ColumnPlan) -> str:
+        name = quote(col.name)
+        if col.type.kind is Kind.JSON:
+            return f"PARSE_JSON({name}) AS {name}"
+        if col.type.kind is Kind.TIMESTAMP and self.options.timestamp_type == "TIMESTAMP_NTZ":
+            return f"CONVERT_TIMEZONE('UTC', {name})::TIMESTAMP_NTZ AS {name}"
+        return name
+
+    def now_sql(self) -> str:
+        """The current time as the table's timestamp type holds it (NTZ: UTC wall clock)."""
+        if self.options.timestamp_type == "TIMESTAMP_NTZ":
+            return "CONVERT_TIMEZONE('UTC', CURRENT_TIMESTAMP())::TIMESTAMP_NTZ"
+        return "CURRENT_TIMESTAMP()"
+
+    def copy_sql(self, location: str) -> str:
+        """COPY the staged file into the staging table; PURGE removes the file once loaded."""
+        cols = [quote(c.name) for c in self.columns] + ([quote(SEQ_COLUMN)] if self.seq else [])
+        return (
+            f"COPY INTO {self.staging} ({', '.join(cols)}) FROM {location} "
+            f"FILE_FORMAT=({FILE_FORMAT}) PURGE=TRUE FORCE=TRUE"
+        )
+
+    def write_sql(self, into: str | None = None) -> str:
+        """The ONE statement that writes the batch: MERGE (keyed; newest record per key) or INSERT ... SELECT."""
+        into = into or (self.side if self.mode == "overwrite" else self.target)
+        cols = [quote(c.name) for c in self.columns]
+        ts = quote(self.timestamp_column)
+        source = ", ".join(self._source_expr(c) for c in self.columns)
+        if not self.keyed:
+            return f"INSERT INTO {into} ({', '.join(cols)}, {ts}) SELECT {source}, {self.now_sql()} FROM {self.staging}"
+        keys = [quote(k) for k in self.key_columns]
+        newest = (
+            f"SELECT {source} FROM {self.staging} "
+            f"QUALIFY ROW_NUMBER() OVER (PARTITION BY {', '.join(keys)} ORDER BY {quote(SEQ_COLUMN)} DESC) = 1"
+        )
+        on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+        updates = [f"t.{c} = s.{c}" for c in cols if c not in keys] + [f"t.{ts} = {self.now_sql()}"]
+        if self.deleted_at_column:
+            updates.append(f"t.{quote(self.deleted_at_column)} = NULL")
+        values = ", ".join(f"s.{c}" for c in cols)
+        return (
+            f"MERGE INTO {into} t USING ({newest}) s ON {on} "
+            f"WHEN MATCHED THEN UPDATE SET {', '.join(updates)} "
+            f"WHEN NOT MATCHED THEN INSERT ({', '.join(cols)}, {ts}) VALUES ({values}, {self.now_sql()})"
+        )
+
+    def load(self, conn: Any, chunks: Iterable[bytes], rows: int | None = None) -> LoadResult:
+        """Load one batch as one transaction.
+
+        On any error the transaction is rolled back and the error raised as it is (classify it with
+        `connector.is_transient`: a transient one can be redone with the same chunks).
+
+        Args:
+            conn: an autocommit connection on which `prepare` ran (the staging table is session-local).
+            chunks: COPY-text rows (whole rows per chunk).
+            rows: how many rows the chunks hold; when given, COPY must load exactly that many.
+        """
+        batch = uuid.uuid4().hex
+        assert self.workdir is not None  # noqa: S101 - set in __post_init__
+        path = self.workdir / f"batch_{batch}.csv.gz"
+        result = LoadResult(rows=0)
+        cur = conn.cursor()
+
+        def run(sql: str) -> Any:
+            result.statements.append(sql)
+            return cur.execute(sql)
+
+        try:
+            write_batch_file(chunks, path)
+            location = self._location(batch)
+            run(f"PUT '{path.as_uri()}' {location} AUTO_COMPRESS=FALSE SOURCE_COMPRESSION=GZIP OVERWRITE=TRUE")
+            run(f"TRUNCATE TABLE {self.staging}")
+            run(self.copy_sql(location))
+            names = [d[0].lower() for d in cur.description or []]
+            loaded = sum(int(dict(zip(names, r, strict=False)).get("rows_loaded") or 0) for r in cur.fetchall())
+            result.rows = loaded
+            if rows is not None and loaded != rows:
+                msg = f"COPY loaded {loaded} of the batch's {rows} rows into the staging table"
+                raise BatchLoadError(msg)
+            run("BEGIN")
+            run(self.write_sql())
+            run("COMMIT")
+        except BaseException:
+            with contextlib.suppress(Exception):  # the connection may be gone; the error that matters is re-raised
+                cur.execute("ROLLBACK")
+            raise
+        finally:
+            path.unlink(missing_ok=True)
+            cur.close()
+        return result
+
+    def finalize_overwrite(self, conn: Any) -> list[str]:
+        """Replace the table's rows with the side table's in ONE transaction, then drop the side table.
+
+        Readers see the old rows or the new ones, never none; a failure leaves the previous rows untouched.
+        Rows are replaced (DELETE + INSERT), not the table swapped, so grants and comments on it stay.
+        """
+        cols = ", ".join([*(quote(c.name) for c in self.columns), quote(self.timestamp_column)])
+        stmts = [
+            "BEGIN",
+            f"DELETE FROM {self.target}",
+            f"INSERT INTO {self.target} ({cols}) SELECT {cols} FROM {self.side}",
+            "COMMIT",
+        ]
+        cur = conn.cursor()
+        try:
+            for stmt in stmts:
+                cur.execute(stmt)
+        except BaseException:
+            with contextlib.suppress(Exception):  # the connection may be gone; the error that matters is re-raised
+                cur.execute("ROLLBACK")
+            raise
+        # The rows are replaced: a side table that cannot be dropped now is replaced by the next run anyway.
+        with contextlib.suppress(Exception):
+            cur.execute(f"DROP TABLE IF EXISTS {self.side}")
+        cur.close()
+        return [*stmts, f"DROP TABLE IF EXISTS {self.side}"]
+
+    def close(self) -> None:
+        """Remove the local working directory (staged files are purged by COPY)."""
+        if self._own_workdir and self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)

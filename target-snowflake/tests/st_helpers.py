@@ -1,0 +1,154 @@
+"""Helpers to run target-snowflake (in-process or as the real CLI) against the emulator and read tables back."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import uuid
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+from typing import Any
+
+import sf_server
+from sf_helpers import TEST_TIMEOUTS, session_parameters_for_tests
+
+from harborline_target_snowflake import connector
+from harborline_target_snowflake.target import TargetSnowflake
+
+
+def lines_of(messages: list[Any]) -> str:
+    """Singer input text: dicts are JSON-encoded, strings taken verbatim."""
+    return "\n".join(m if isinstance(m, str) else json.dumps(m) for m in messages) + "\n"
+
+
+def schema_msg(stream: str, properties: dict[str, Any], keys: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "type": "SCHEMA",
+        "stream": stream,
+        "schema": {"type": "object", "properties": properties},
+        "key_properties": keys or [],
+    }
+
+
+def record_msg(stream: str, record: dict[str, Any], version: int | None = None) -> dict[str, Any]:
+    msg: dict[str, Any] = {"type": "RECORD", "stream": stream, "record": record}
+    if version is not None:
+        msg["version"] = version
+    return msg
+
+
+def state_msg(value: Any) -> dict[str, Any]:
+    return {"type": "STATE", "value": value}
+
+
+def base_config(schema: str, **overrides: Any) -> dict[str, Any]:
+    config = {**sf_server.settings(), "default_target_schema": schema, **overrides}
+    return {k: v for k, v in config.items() if v is not None}
+
+
+class RunResult:
+    def __init__(self, stdout: str, stderr: str, returncode: int = 0) -> None:
+        self.stdout = stdout
+        self.stderr = stderr
+        self.returncode = returncode
+
+    @property
+    def states(self) -> list[Any]:
+        return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
+
+    @property
+    def errors(self) -> list[str]:
+        """The error lines of stderr (the SDK's log format ends the level with a space)."""
+        return [line for line in self.stderr.splitlines() if " ERROR " in line or line.startswith("ERROR")]
+
+
+class Warehouse:
+    """One test's schema in the emulated account: run the target into it, read its tables back."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.schema = f"s_{uuid.uuid4().hex[:10]}"
+        self.tmp_path = tmp_path
+        self._conn: Any = None
+
+    def config(self, **overrides: Any) -> dict[str, Any]:
+        return base_config(self.schema, **overrides)
+
+    def target(self, **overrides: Any) -> TargetSnowflake:
+        return TargetSnowflake(config=self.config(**overrides), validate_config=True)
+
+    def run(self, messages: list[Any] | str, **overrides: Any) -> RunResult:
+        """Run the target in-process to the end of input (raises what the target raises)."""
+        text = messages if isinstance(messages, str) else lines_of(messages)
+        target = self.target(**overrides)
+        out, err = io.StringIO(), io.StringIO()
+        with redirect_stdout(out), redirect_stderr(err):
+            target.listen(io.StringIO(text))
+        return RunResult(out.getvalue(), err.getvalue())
+
+    def cli(self, messages: list[Any] | str, *, timeout: float = 120, **overrides: Any) -> RunResult:
+        """Run the real CLI as a subprocess with the input on stdin."""
+        data = (messages if isinstance(messages, str) else lines_of(messages)).encode("utf-8")
+        path = self.tmp_path / f"config-{uuid.uuid4().hex[:6]}.json"
+        path.write_text(json.dumps(self.config(**overrides)))
+        env = cli_env()
+        argv = [sys.executable, "-m", "harborline_target_snowflake", "--config", str(path)]
+        proc = subprocess.run(argv, input=data, capture_output=True, timeout=timeout, check=False, env=env)
+        return RunResult(
+            proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace"), proc.returncode
+        )
+
+    # -- reading back -------------------------------------------------------------------------------------------
+
+    @property
+    def conn(self) -> Any:
+        if self._conn is None:
+            settings = sf_server.settings()
+            params = session_parameters_for_tests(settings)
+            self._conn = connector.connect(settings, session_parameters=params, **TEST_TIMEOUTS)
+        return self._conn
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        cur = self.conn.cursor()
+        cur.execute(sql)
+        return [tuple(r) for r in cur.fetchall()] if cur.description else []
+
+    def table(self, name: str) -> str:
+        return connector.qualified(self.schema, name)
+
+    def tables(self) -> list[str]:
+        rows = self.query(
+            f"SELECT table_name FROM information_schema.tables WHERE table_schema = '{self.schema.upper()}' ORDER BY 1"
+        )
+        return [r[0] for r in rows]
+
+    def columns(self, table: str) -> dict[str, str]:
+        """Column name (as stored) -> data type, in table order."""
+        rows = self.query(
+            "SELECT column_name, data_type, numeric_precision, numeric_scale FROM information_schema.columns "
+            f"WHERE table_schema = '{self.schema.upper()}' AND table_name = '{connector.stored_name(table)}' "
+            "ORDER BY ordinal_position"
+        )
+        return {r[0]: (f"NUMBER({r[2]},{r[3]})" if r[1] == "NUMBER" else r[1]) for r in rows}
+
+    def rows(self, table: str, columns: list[str], order: str | None = None) -> list[tuple[Any, ...]]:
+        cols = ", ".join(connector.quote(c) for c in columns)
+        order_by = connector.quote(order or columns[0])
+        return self.query(f"SELECT {cols} FROM {self.table(table)} ORDER BY {order_by}")
+
+    def count(self, table: str, where: str = "TRUE") -> int:
+        return int(self.query(f"SELECT COUNT(*) FROM {self.table(table)} WHERE {where}")[0][0])
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def cli_env() -> dict[str, str]:
+    """The caller's environment without settings that would leak into the run."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TARGET_SNOWFLAKE_", "MELTANO_"))}
+    env["PYTHONWARNINGS"] = "ignore"
+    return env
