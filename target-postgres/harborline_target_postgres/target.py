@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import typing as t
 
 import psycopg2
@@ -110,6 +111,10 @@ class TargetPostgres(WarehouseTarget):
             self._table_names = NameAllocator(connector.MAX_IDENTIFIER_BYTES, existing=owners)
         # Streams from Meltano may be `schema-table`; the table name is the whole stream name, normalised.
         return self._table_names.assign([stream_name])[stream_name]
+
+    def overwrite_stage_name(self, table: str) -> str:
+        """Name of the staging table an overwrite run fills (hashed: never collides with a stream's table)."""
+        return "_hl_overwrite_" + hashlib.sha256(table.encode()).hexdigest()[:16]
 
     def ensure_schema(self, conn: t.Any) -> None:
         """Create the target schema unless it exists, committed on its own.

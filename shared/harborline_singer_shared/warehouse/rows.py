@@ -1,9 +1,10 @@
-"""Records to delimited text rows: the one encoding both warehouses load.
+"""Records to delimited text rows: the one encoding both warehouses' batches are built in.
 
 Each row is PostgreSQL's COPY *text* format: fields separated by a tab, `\\N` for NULL, backslash escapes for
 `\\ \t \n \r`, NUL replaced by U+FFFD, booleans `t`/`f`, JSON columns as JSON text. PostgreSQL COPYs it as it is;
-Snowflake reads the same bytes as CSV with a backslash escape. The row function is generated once per SCHEMA, not
-per record, because per-record Python work is what limits a target's speed.
+target-snowflake re-encodes each chunk into the quoted CSV its COPY reads (whole-buffer replaces, not per value).
+The row function is generated once per SCHEMA, not per record, because per-record Python work is what limits a
+target's speed.
 """
 
 from __future__ import annotations

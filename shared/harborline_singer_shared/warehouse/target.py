@@ -10,7 +10,6 @@ it, adds its connection settings to `WAREHOUSE_SETTINGS`, and supplies `check_co
 from __future__ import annotations
 
 import abc
-import hashlib
 import os
 import time
 import typing as t
@@ -163,10 +162,6 @@ class WarehouseTarget(HarborlinePluginMixin, Target, metaclass=abc.ABCMeta):
         """Close every connection of the run (after the last commit, or after a failure)."""
 
     # -- names and modes -----------------------------------------------------------------------------------------
-
-    def overwrite_stage_name(self, table: str) -> str:
-        """Name of the staging table an overwrite run fills (hashed: never collides with a stream's table)."""
-        return "_hl_overwrite_" + hashlib.sha256(table.encode()).hexdigest()[:16]
 
     def load_method_for(self, sink: WarehouseSink) -> str:
         """Upsert needs a key; without one a stream is appended."""
