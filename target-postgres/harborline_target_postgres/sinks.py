@@ -12,13 +12,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import itertools
-import queue
 import re
-import sys
 import threading
 import time
 from array import array
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import psycopg2
@@ -30,107 +27,13 @@ from harborline_singer_shared.warehouse.errors import RecordTypeError, TargetLoa
 from harborline_singer_shared.warehouse.sink import BELOW_ALL, DELETED_AT_COLUMN, SEQ_COLUMN, WarehouseSink
 from harborline_target_postgres import connector
 from harborline_target_postgres.connector import quote
+from harborline_target_postgres.copy import ChunkReader, CopyStream, chunked, copying
+from harborline_target_postgres.faults import QUOTED, close_quietly, is_transient, reason, rollback
 
 if TYPE_CHECKING:
-    from types import TracebackType
-
     from harborline_target_postgres.target import TargetPostgres
 
 __all__ = ["PostgresSink", "RecordTypeError", "TargetLoadError"]
-
-
-class _QueueReader:
-    """A file-like object psycopg2's copy_expert pulls from; the parser thread pushes bytes into it."""
-
-    def __init__(self, q: queue.Queue[bytes | None]) -> None:
-        self._q = q
-        self.done = False
-
-    def read(self, size: int = -1) -> bytes:  # noqa: ARG002 - chunks are pre-sized by the producer
-        if self.done:
-            return b""
-        chunk = self._q.get()
-        if chunk is None:
-            self.done = True
-            return b""
-        return chunk
-
-    readline = read
-
-
-_in_copy = threading.local()
-
-
-def _excepthook_quiet_during_copy() -> None:
-    """Keep psycopg2's own report of a COPY whose connection was lost out of the log.
-
-    When the connection dies during `copy_expert`, psycopg2 hands the error to `sys.excepthook` (the SDK's logs it at
-    ERROR level, with a traceback) and then raises it: the raised error is the one the sink reports or recovers from.
-    """
-    hook = sys.excepthook
-    if getattr(hook, "harborline_quiet_during_copy", False):
-        return
-
-    def excepthook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
-        if not getattr(_in_copy, "active", False):
-            hook(kind, exc, tb)
-
-    excepthook.harborline_quiet_during_copy = True  # type: ignore[attr-defined]
-    sys.excepthook = excepthook
-
-
-@contextlib.contextmanager
-def _copying() -> Iterator[None]:
-    """Around a psycopg2 COPY in this thread (see `_excepthook_quiet_during_copy`)."""
-    _excepthook_quiet_during_copy()
-    _in_copy.active = True
-    try:
-        yield
-    except SystemError as exc:
-        # psycopg2 may report a lost connection mid-COPY as "returned a result with an exception set", the real
-        # error being its cause: raise that one, so it is recognised (and recovered from, or reported clearly).
-        cause = exc.__cause__ or exc.__context__
-        if isinstance(cause, psycopg2.Error):
-            raise cause from None
-        raise
-    finally:
-        _in_copy.active = False
-
-
-class CopyStream:
-    """COPY ... FROM STDIN fed from this thread while the server consumes in another, with a bounded buffer."""
-
-    def __init__(self, conn: psycopg2.extensions.connection, sql: str) -> None:
-        self._q: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
-        self.error: BaseException | None = None
-        self._conn = conn
-        self._sql = sql
-        self._thread = threading.Thread(target=self._run, name="copy", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        reader = _QueueReader(self._q)
-        try:
-            with _copying(), self._conn.cursor() as cur:
-                cur.copy_expert(self._sql, reader, size=1 << 20)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the producer thread
-            self.error = exc
-            # Unblock the producer until it closes, unless the reader already saw the end (the server refused the
-            # data only at the end of the COPY): then nothing more will be put.
-            while not reader.done and self._q.get() is not None:
-                pass
-
-    def write(self, data: bytes) -> None:
-        """Queue one chunk (blocks while the server is behind: memory stays bounded)."""
-        if self.error is None:
-            self._q.put(data)
-
-    def close(self) -> None:
-        """End the COPY and wait for the server; raise what the server said, if anything."""
-        self._q.put(None)
-        self._thread.join()
-        if self.error is not None:
-            raise self.error
 
 
 #: What a watermark batch keeps beside its COPY stream: rows of keys that may exist (with sequence), their input
@@ -178,67 +81,17 @@ class _Commit(threading.Thread):
             self._emitter.end(self, self.error)
 
 
-class _ChunkReader:
-    """A file-like object over an iterator of COPY data chunks, for psycopg2's copy_expert."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-
-    def read(self, size: int = -1) -> bytes:  # noqa: ARG002 - chunks are pre-sized
-        return next(self._chunks, b"")
-
-    readline = read
-
-
-def _chunked(rows: list[str]) -> Iterator[bytes]:
-    """COPY text rows, encoded 2,048 at a time (never one copy of the whole list)."""
-    step = 2048
-    for start in range(0, len(rows), step):
-        yield "".join(rows[start : start + step]).encode("utf-8")
-
-
-def _rollback(conn: psycopg2.extensions.connection | None) -> None:
-    """Roll back; a connection that is gone has nothing left to roll back (the server did it)."""
-    if conn is not None and not conn.closed:
-        with contextlib.suppress(psycopg2.Error):
-            conn.rollback()
-
-
-def _close_quietly(conn: psycopg2.extensions.connection | None) -> None:
-    if conn is not None and not conn.closed:
-        _rollback(conn)
-        with contextlib.suppress(psycopg2.Error):
-            conn.close()
-
-
 #: A time of day whose second is 60 (a leap second), as COPY text.
 _LEAP_SECOND = re.compile(rb"\d:\d\d:60(?!\d)")
 
 #: Identifies a sink's temporary staging table on a pooled connection (a new SCHEMA needs a new one).
 _SINK_TOKENS = itertools.count(1)
 
-#: SQLSTATEs after which the same batch, sent again on a new connection, can succeed: the server shut down or is
-#: restarting (57P01-57P03), a serialization failure or deadlock (40001, 40P01), a connection exception (08...).
-_TRANSIENT_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "40001", "40P01"})
-
 #: Reconnecting after a transient fault: at once, then after growing, jittered waits (a restarting server takes
 #: seconds), for at most 60 seconds per batch; then the run stops with the fault as its error.
 RECONNECT_POLICY = RetryPolicy(max_attempts=30, max_elapsed_seconds=60.0, base_delay=0.5, max_delay=5.0)
 #: Times one batch is sent again after transient faults (each on a new connection) before the run stops.
 REDO_ATTEMPTS = 5
-
-
-def _is_transient(exc: BaseException, conn: psycopg2.extensions.connection | None) -> bool:
-    """A fault of the connection or server, not of the batch: redoing it on a new connection may succeed."""
-    if not isinstance(exc, psycopg2.Error):
-        return False
-    code = exc.pgcode or ""
-    if code in _TRANSIENT_SQLSTATES or code.startswith("08"):
-        return True
-    if conn is None:  # opening a connection: no server answer (refused, unreachable); not a login or SQL error
-        return isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)) and not code
-    # Connection lost (terminated backend, server crash, network): psycopg2 marks the connection closed.
-    return isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)) and bool(conn.closed)
 
 
 def _transaction_committed(conn: psycopg2.extensions.connection, xid: int) -> bool:
@@ -257,20 +110,6 @@ def _transaction_committed(conn: psycopg2.extensions.connection, xid: int) -> bo
     raise psycopg2.OperationalError(msg)
 
 
-def _reason(exc: BaseException | None) -> str:
-    """The first line of a server or connection error, quoted parts (values, names) masked."""
-    if exc is None:
-        return "unknown error"
-    diag = getattr(exc, "diag", None)
-    text = str(exc).strip()
-    primary = (diag.message_primary if diag is not None else None) or (
-        text.splitlines()[0] if text else type(exc).__name__
-    )
-    return _quoted.sub('"…"', primary)
-
-
-#: Quoted parts of a server message (values, names): never logged.
-_quoted = re.compile(r'"[^"]*"')
 _COPY_CONTEXT = re.compile(r"COPY [^,]+, line (\d+)(?:, column ([^:]+))?")
 
 
@@ -457,7 +296,7 @@ class PostgresSink(WarehouseSink):
         try:
             self._ensure_session(conn)
         except BaseException:
-            _close_quietly(conn)
+            close_quietly(conn)
             raise
         return conn
 
@@ -492,7 +331,7 @@ class PostgresSink(WarehouseSink):
             else:
                 self._ensure_session(conn)
         except psycopg2.Error:
-            _close_quietly(conn)
+            close_quietly(conn)
             pool.release(None, streaming=True)
             self._no_stream = True
             return None
@@ -507,15 +346,15 @@ class PostgresSink(WarehouseSink):
                 try:
                     self._ensure_session(conn)
                 except psycopg2.Error:  # e.g. an idle connection the server dropped meanwhile: open a new one
-                    _close_quietly(conn)
+                    close_quietly(conn)
                     conn = None
             if conn is None:
                 try:
                     conn = self._new_load_connection()
                 except psycopg2.Error as exc:
-                    if not _is_transient(exc, None):
+                    if not is_transient(exc, None):
                         raise TargetLoadError(self._load_failed(exc, lines)) from None
-                    self.logger.warning("Stream %r: %s; reconnecting", self.stream_name, _reason(exc))
+                    self.logger.warning("Stream %r: %s; reconnecting", self.stream_name, reason(exc))
                     conn = self._reconnect(exc, lines)
         except BaseException:
             pool.release(None)
@@ -568,7 +407,7 @@ class PostgresSink(WarehouseSink):
                 for chunk in self._sent[:-1]:  # what the batch kept before it had a connection
                     self._start_copy().write(chunk)
         elif self._copy.error is not None:
-            if _is_transient(self._copy.error, self.conn):
+            if is_transient(self._copy.error, self.conn):
                 self._reopen_batch()  # sends every chunk of the batch again, this one included
                 return
             self._finish_copy()  # raises with context
@@ -608,12 +447,12 @@ class PostgresSink(WarehouseSink):
         fault = copy.error
         with contextlib.suppress(psycopg2.Error):
             copy.close()
-        _close_quietly(self.conn)
+        close_quietly(self.conn)
         self.conn = None
         self._reopened += 1
         if self._reopened > REDO_ATTEMPTS:
             raise TargetLoadError(self._load_failed(fault, self._lines)) from None  # type: ignore[arg-type]
-        self.logger.warning("Stream %r: %s; reconnecting and redoing the batch", self.stream_name, _reason(fault))
+        self.logger.warning("Stream %r: %s; reconnecting and redoing the batch", self.stream_name, reason(fault))
         self.conn = self._reconnect(fault, self._lines)
         self._copy = CopyStream(self.conn, self._stream_sql)
         for chunk in self._sent:
@@ -638,7 +477,7 @@ class PostgresSink(WarehouseSink):
             try:
                 return self._new_load_connection()
             except psycopg2.Error as exc:
-                if not _is_transient(exc, None):
+                if not is_transient(exc, None):
                     fault = exc
                     break
                 fault = exc
@@ -651,14 +490,14 @@ class PostgresSink(WarehouseSink):
         try:
             copy.close()
         except psycopg2.Error as exc:
-            _rollback(self.conn)
+            rollback(self.conn)
             if isinstance(exc, psycopg2.OperationalError):  # connection lost, shutdown, cancel: not the data
                 raise TargetLoadError(self._load_failed(exc, self._lines)) from None
             raise TargetLoadError(self._describe_copy_error(exc)) from None
 
     def _describe_copy_error(self, exc: psycopg2.Error, lines: array[int] | None = None) -> str:
         diag = exc.diag
-        primary = _quoted.sub('"…"', diag.message_primary or str(exc).splitlines()[0])
+        primary = QUOTED.sub('"…"', diag.message_primary or str(exc).splitlines()[0])
         where = ""
         match = _COPY_CONTEXT.search(diag.context or "")
         lines = self._lines if lines is None else lines
@@ -738,8 +577,8 @@ class PostgresSink(WarehouseSink):
             # A batch that did not stream sends the data it kept now (the same way as a redo).
             self._commit_once(job, job.conn, copy, held, sent if copy is None else None)
         except psycopg2.Error as exc:
-            _rollback(job.conn)
-            if _is_transient(exc, job.conn):
+            rollback(job.conn)
+            if is_transient(exc, job.conn):
                 self._redo_after_fault(job, exc, lines, held, sent)
             else:
                 self._refused(job, exc, lines, held)
@@ -769,16 +608,16 @@ class PostgresSink(WarehouseSink):
             copy.close()
         with conn.cursor() as cur:
             if replay:
-                with _copying():
-                    cur.copy_expert(self._stream_sql, _ChunkReader(iter(replay)), size=1 << 20)
+                with copying():
+                    cur.copy_expert(self._stream_sql, ChunkReader(iter(replay)), size=1 << 20)
             job.in_stream = False
             cur.execute("SELECT txid_current()")
             job.xid = cur.fetchone()[0]
             if held is not None:
                 if held[0]:
                     job.lines = held[1]  # a COPY error below is in these rows
-                    with _copying():
-                        cur.copy_expert(self._copy_sql, _ChunkReader(_chunked(held[0])), size=1 << 20)
+                    with copying():
+                        cur.copy_expert(self._copy_sql, ChunkReader(chunked(held[0])), size=1 << 20)
                     cur.execute(self._merge_sql(self._stage, self.table_target))
             elif self.mode == "upsert":
                 cur.execute(self._merge_sql(self._stage, self.table_target))
@@ -809,10 +648,10 @@ class PostgresSink(WarehouseSink):
             self.logger.warning(
                 "Stream %r: %s; reconnecting and redoing the batch (attempt %d)",
                 self.stream_name,
-                _reason(fault),
+                reason(fault),
                 attempt + 1,
             )
-            _close_quietly(job.conn)
+            close_quietly(job.conn)
             job.conn = self._reconnect(fault, lines, held, started)
             try:
                 if job.xid is not None and _transaction_committed(job.conn, job.xid):
@@ -820,8 +659,8 @@ class PostgresSink(WarehouseSink):
                     return
                 self._commit_once(job, job.conn, None, held, sent)
             except psycopg2.Error as exc:
-                _rollback(job.conn)
-                if not _is_transient(exc, job.conn):
+                rollback(job.conn)
+                if not is_transient(exc, job.conn):
                     self._refused(job, exc, lines, held)
                     return
                 fault = exc
@@ -831,7 +670,7 @@ class PostgresSink(WarehouseSink):
 
     def _load_failed(self, exc: BaseException, lines: array[int] | None = None, held: _Held | None = None) -> str:
         """One line for a batch that failed as a whole: stream, the input lines it held, the server's reason."""
-        why = _reason(exc)
+        why = reason(exc)
         spans = [a for a in (lines, held[1] if held is not None else None) if a]
         where = ""
         if spans:
@@ -855,14 +694,14 @@ class PostgresSink(WarehouseSink):
             self.table_name,
         )
         try:
-            with _copying(), conn.cursor() as cur:
-                cur.copy_expert(self._stage_copy_unsequenced, _ChunkReader(iter(sent)), size=1 << 20)
+            with copying(), conn.cursor() as cur:
+                cur.copy_expert(self._stage_copy_unsequenced, ChunkReader(iter(sent)), size=1 << 20)
                 lines = old_lines  # a COPY error from here on is in the held rows
-                cur.copy_expert(self._copy_sql, _ChunkReader(_chunked(old_rows)), size=1 << 20)
+                cur.copy_expert(self._copy_sql, ChunkReader(chunked(old_rows)), size=1 << 20)
                 cur.execute(self._merge_sql(self._stage, self.table_target))
             conn.commit()
         except psycopg2.Error as exc:
-            _rollback(conn)
+            rollback(conn)
             if isinstance(exc, psycopg2.DataError):
                 raise TargetLoadError(self._describe_copy_error(exc, lines)) from None
             raise TargetLoadError(self._load_failed(exc, lines, held)) from None
@@ -907,10 +746,10 @@ class PostgresSink(WarehouseSink):
                 cur.execute(f"DROP TABLE {self._stage}")
             conn.commit()
         except psycopg2.Error as exc:
-            _rollback(conn)
+            rollback(conn)
             msg = (
                 f"stream {self.stream_name!r}: replacing the rows of {self.schema_name}.{self.table_name} failed: "
-                f"{_reason(exc)} (the table keeps its previous rows)"
+                f"{reason(exc)} (the table keeps its previous rows)"
             )
             raise TargetLoadError(msg) from None
         finally:
@@ -940,11 +779,11 @@ class PostgresSink(WarehouseSink):
                     count = int(cur.rowcount)
                 conn.commit()
             except psycopg2.Error as exc:
-                _rollback(conn)
-                if not _is_transient(exc, conn):
+                rollback(conn)
+                if not is_transient(exc, conn):
                     fault = exc
                     break
-                _close_quietly(conn)
+                close_quietly(conn)
                 conn, fault = None, exc
             else:
                 return count
@@ -952,7 +791,7 @@ class PostgresSink(WarehouseSink):
                 pool.release(conn)
         msg = (
             f"stream {self.stream_name!r}: retiring the rows of table versions before {version} failed: "
-            f"{_reason(fault)} (nothing was changed)"
+            f"{reason(fault)} (nothing was changed)"
         )
         raise TargetLoadError(msg)
 
@@ -987,7 +826,7 @@ class PostgresSink(WarehouseSink):
                 cur.execute(f"DROP TABLE IF EXISTS {self._stage}")
             conn.commit()
         except psycopg2.Error:
-            _rollback(conn)
+            rollback(conn)
         finally:
             pool.release(conn)
         self.target.overwrite_started.discard(self.table_name)
@@ -1006,4 +845,4 @@ class PostgresSink(WarehouseSink):
             self._streaming = False
             self.target.pool.release(conn, streaming=True)
         elif conn is not None:
-            _close_quietly(conn)
+            close_quietly(conn)
