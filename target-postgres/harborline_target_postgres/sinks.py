@@ -19,6 +19,7 @@ from array import array
 from typing import TYPE_CHECKING, Any
 
 import psycopg2
+import psycopg2.errors
 import psycopg2.extensions
 
 from harborline_singer_shared.retry import RetryPolicy
@@ -83,6 +84,9 @@ class _Commit(threading.Thread):
 
 #: A time of day whose second is 60 (a leap second), as COPY text.
 _LEAP_SECOND = re.compile(rb"\d:\d\d:60(?!\d)")
+
+#: What a concurrent run's CREATE TABLE / ADD COLUMN of the same name looks like to ours (the catalog's unique index).
+_CONCURRENT_DDL = (psycopg2.errors.DuplicateTable, psycopg2.errors.DuplicateColumn, psycopg2.errors.UniqueViolation)
 
 #: Identifies a sink's temporary staging table on a pooled connection (a new SCHEMA needs a new one).
 _SINK_TOKENS = itertools.count(1)
@@ -155,7 +159,13 @@ class PostgresSink(WarehouseSink):
                     msg = f"stream {self.stream_name!r}: {pool.describe(exc)}"
                     raise TargetLoadError(msg) from None
             self.conn = conn
-            self._setup()
+            try:
+                self._setup()
+            except _CONCURRENT_DDL:
+                # Another run created the table (or added the column) between our read and our DDL: what it did is
+                # read back and planned against once more (the same rules decide; a conflicting type still fails).
+                conn.rollback()
+                self._setup()
         except psycopg2.Error as exc:
             self.conn = None
             pool.release(conn)

@@ -274,6 +274,38 @@ def test_concurrent_first_runs_into_a_new_schema(tmp_path):
     db.close()
 
 
+def test_concurrent_first_runs_creating_the_same_table(tmp_path):
+    """Two runs of one stream into a new table: the other's CREATE TABLE commits while ours waits on it (the catalog's
+    unique index), so ours fails on a duplicate. Made certain here with a transaction that creates the table (as a
+    target would, with its key) and commits only once the target waits on it; the target then plans against the table
+    that now exists and loads."""
+    db = Db(new_database("race"), new_schema(), tmp_path)
+    holder = psycopg2.connect(**SERVER.connect_kwargs(db.dbname))
+    try:
+        with holder.cursor() as cur:
+            cur.execute(f'CREATE SCHEMA "{db.schema}"')
+            holder.commit()
+            cur.execute(f'CREATE TABLE "{db.schema}".t (id bigint PRIMARY KEY, v text, __loaded_at timestamptz)')
+        live = Live(db.config(), tmp_path)
+        schema = schema_msg("t", {"id": {"type": "integer"}, "v": {"type": "string"}, "w": {"type": "integer"}}, ["id"])
+        live.send([schema, record_msg("t", {"id": 1, "v": "a", "w": 7}), state({"done": 1})])
+        live.proc.stdin.close()  # type: ignore[union-attr]
+        waiting = (
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'target-postgres' AND datname = %s "
+            "AND wait_event_type = 'Lock'"
+        )
+        while db.query(waiting, (db.dbname,))[0][0] < 1:  # the event: the target waits on the uncommitted table
+            assert live.proc.poll() is None, "the target ended before reaching CREATE TABLE"
+        holder.commit()
+    finally:
+        holder.close()
+    code, stderr = live.finish()
+    assert code == 0, stderr
+    assert live.states == [{"done": 1}]
+    assert db.rows("t", "id, v, w") == [(1, "a", 7)]  # the column the other run's table lacked was added
+    db.close()
+
+
 def test_two_first_runs_started_at_once(tmp_path):
     db = Db(new_database("race"), new_schema(), tmp_path)
     runs = [Live(db.config(), tmp_path) for _ in range(2)]
