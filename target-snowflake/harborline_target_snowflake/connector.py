@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -27,6 +27,7 @@ from harborline_singer_shared.rules import (
     TablePlan,
     decode_source,
     encode_source,
+    is_null_only,
 )
 from harborline_target_snowflake.auth import SnowflakeSettingsError, auth_setting, credential_kwargs, redact
 
@@ -139,7 +140,11 @@ def scale_for(col: ColumnPlan, options: TypeOptions) -> int:
 
 
 def sql_type(col: ColumnPlan, options: TypeOptions) -> str:
-    """The Snowflake column type: NUMBER(38,s) for numbers (never FLOAT), VARIANT for JSON."""
+    """The Snowflake column type: NUMBER(38,s) for numbers (never FLOAT), VARIANT for JSON.
+
+    A column declared only null is a VARCHAR whose comment records the kind (see `rules.encode_source`), so a later
+    SCHEMA may still give it any type.
+    """
     kind = col.type.kind
     if kind is Kind.INTEGER:
         return "NUMBER(38,0)"
@@ -153,6 +158,7 @@ def sql_type(col: ColumnPlan, options: TypeOptions) -> str:
         Kind.TIME: "TIME",
         Kind.STRING: "VARCHAR",
         Kind.JSON: "VARIANT",
+        Kind.NULL: "VARCHAR",
     }[kind]
 
 
@@ -186,8 +192,13 @@ class PhysicalColumn:
 
     @property
     def kind(self) -> Kind:
-        """The logical kind; unknown types read as strings (never widened in place, never refused)."""
+        """The logical kind; unknown types read as strings (never widened in place, never refused).
+
+        A VARCHAR whose comment marks it as only ever null is `Kind.NULL`.
+        """
         t = self.data_type
+        if t == "TEXT" and is_null_only(self.comment):
+            return Kind.NULL
         if t in {"NUMBER", "DECIMAL", "NUMERIC", "FIXED"}:
             return Kind.INTEGER if not self.scale else Kind.NUMBER
         if t in {"FLOAT", "DOUBLE", "REAL"}:
@@ -300,6 +311,9 @@ def _in_place(old: PhysicalColumn, new_sql: str) -> bool:
 
 
 def _cast(expr: str, old: PhysicalColumn, new_sql: str) -> str:
+    if new_sql == "VARCHAR" and old.data_type == "NUMBER" and old.scale:
+        # NUMBER(38,9) reads `1.500000000` as text: the value as sent (`1.5`), without the scale's padding zeros.
+        return f"RTRIM(RTRIM(CAST({expr} AS VARCHAR), '0'), '.')"
     if new_sql == "VARCHAR" and old.data_type == "TIMESTAMP_NTZ":
         return f"TO_VARCHAR({expr}, 'YYYY-MM-DD\"T\"HH24:MI:SS.FF9')"
     if new_sql == "VARCHAR" and old.data_type.startswith("TIMESTAMP"):
@@ -343,6 +357,8 @@ def plan_ddl(  # noqa: PLR0917 - the plan and where it goes
         out.statements.append(f"ALTER TABLE {target} ADD COLUMN {_column_ddl(col, options, '')}")
         if col.comment:
             out.statements.append(f"COMMENT ON COLUMN {target}.{quote(col.name)} IS {literal(col.comment)}")
+    # A column declared only null so far that now gets a type: its comment no longer says null-only.
+    typed = {c.name: c.comment for c, old_type in plan.widen if old_type.kind is Kind.NULL and c.comment is not None}
     changed: dict[str, str] = {}
     for col in plan.columns:
         old = by_name.get(stored_name(col.name))
@@ -352,15 +368,25 @@ def plan_ddl(  # noqa: PLR0917 - the plan and where it goes
         if _needs_change(old, col, new_sql):
             changed[old.name] = new_sql
     for name, new_sql in changed.items():
+        if by_name[name].kind is Kind.NULL and new_sql == "VARCHAR":
+            continue  # already a VARCHAR: only its comment changes
         if _in_place(by_name[name], new_sql):
             out.statements.append(f"ALTER TABLE {target} ALTER COLUMN {quote(name)} SET DATA TYPE {new_sql}")
         else:
             out.rebuild.append(name)
+    # (A rebuilt column gets its new comment in the rebuild table: the original stays as it was until the swap.)
+    out.statements.extend(
+        f"COMMENT ON COLUMN {target}.{quote(name)} IS {literal(comment)}"
+        for name, comment in typed.items()
+        if stored_name(name) not in out.rebuild
+    )
     if out.rebuild:
         added = [
             PhysicalColumn(stored_name(c.name), "", comment=c.comment, sql_override=sql_type(c, options))
             for c in plan.add
         ]
+        comments = {stored_name(name): comment for name, comment in typed.items()}
+        physical = [replace(p, comment=comments.get(p.name, p.comment)) for p in physical or []]
         _plan_rebuild(
             out,
             plan,
@@ -377,6 +403,8 @@ def plan_ddl(  # noqa: PLR0917 - the plan and where it goes
 def _needs_change(old: PhysicalColumn, col: ColumnPlan, new_sql: str) -> bool:
     """Whether the existing column must change to hold the planned type (never narrows: the engine refused that)."""
     kind = old.kind
+    if kind is Kind.NULL:
+        return col.type.kind is not Kind.NULL
     if kind is Kind.JSON or (kind is col.type.kind and kind in {Kind.DATE, Kind.TIME, Kind.BOOLEAN, Kind.TIMESTAMP}):
         return False
     if kind is Kind.STRING:

@@ -13,6 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import sf_probe  # noqa: F401 - registers the shared warehouse suite for assertion rewriting before it is imported
 import sf_server
 from sf_helpers import TEST_TIMEOUTS, session_parameters_for_tests
 

@@ -3,6 +3,7 @@ production SQL unchanged. Each patch says which Snowflake behaviour it restores.
 
 - CSV fields are read as text and converted to the column's type (fakesnow lets DuckDB sniff types, so `007`
   became 7 and empty timestamps 1970-01-01), and a quoted empty field is an empty string, not NULL.
+- A CSV line may be longer than 2 MB (DuckDB's default limit; Snowflake takes a 16 MB VARCHAR value and more).
 - MERGE works inside an explicit transaction (fakesnow runs it through a temporary table, which DuckDB refuses
   in a transaction that already wrote the database).
 - `ALTER TABLE a SWAP WITH b` (fakesnow: syntax error), done here as three renames, table comments kept.
@@ -30,6 +31,8 @@ _SET_TYPE = re.compile(
 )
 _NUMBER = re.compile(r"NUMBER\((\d+),(\d+)\)", re.IGNORECASE)
 _VARCHAR = re.compile(r"VARCHAR(?:\((\d+)\))?", re.IGNORECASE)
+#: The longest CSV line the emulator reads (DuckDB's default is 2 MB): a few maximum-size VARCHAR values.
+_MAX_CSV_LINE_BYTES = 128 * 1024 * 1024
 _installed = False
 
 
@@ -46,6 +49,7 @@ def _read_csv_as_text(original: Any) -> Any:
         expr = original(self, url)
         expr.append("expressions", self.make_eq("all_varchar", True))
         expr.append("expressions", self.make_eq("allow_quoted_nulls", False))
+        expr.append("expressions", self.make_eq("max_line_size", _MAX_CSV_LINE_BYTES))
         return expr
 
     return read_expression

@@ -65,11 +65,16 @@ class RunResult:
         return [line for line in self.stderr.splitlines() if " ERROR " in line or line.startswith("ERROR")]
 
 
+def new_schema() -> str:
+    """A fresh schema name (not created)."""
+    return f"s_{uuid.uuid4().hex[:10]}"
+
+
 class Warehouse:
     """One test's schema in the emulated account: run the target into it, read its tables back."""
 
     def __init__(self, tmp_path: Path) -> None:
-        self.schema = f"s_{uuid.uuid4().hex[:10]}"
+        self.schema = new_schema()
         self.tmp_path = tmp_path
         self._conn: Any = None
 
@@ -88,9 +93,12 @@ class Warehouse:
             target.listen(io.StringIO(text))
         return RunResult(out.getvalue(), err.getvalue())
 
-    def cli(self, messages: list[Any] | str, *, timeout: float = 120, **overrides: Any) -> RunResult:
-        """Run the real CLI as a subprocess with the input on stdin."""
-        data = (messages if isinstance(messages, str) else lines_of(messages)).encode("utf-8")
+    def cli(self, messages: list[Any] | str | bytes, *, timeout: float = 120, **overrides: Any) -> RunResult:
+        """Run the real CLI as a subprocess with the input on stdin (bytes: sent as they are)."""
+        if isinstance(messages, bytes):
+            data = messages
+        else:
+            data = (messages if isinstance(messages, str) else lines_of(messages)).encode("utf-8")
         path = self.tmp_path / f"config-{uuid.uuid4().hex[:6]}.json"
         path.write_text(json.dumps(self.config(**overrides)))
         env = cli_env()

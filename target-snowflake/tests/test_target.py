@@ -279,3 +279,21 @@ def test_settings_errors_stop_at_start_up(wh: Warehouse, overrides: dict[str, An
         wh.target(**overrides)
     assert message in " ".join(str(e) for e in info.value.errors) + str(info.value)
     assert "snow-secret-password" not in str(info.value)
+
+
+def test_a_property_declared_only_null_is_a_varchar_that_a_later_schema_types(wh: Warehouse) -> None:
+    """`{"type": "null"}`: a VARCHAR whose comment records the null kind, so any later type widens it (null -> any)."""
+    v1 = {"id": {"type": "integer"}, "z": {"type": "null"}, "y": {"type": ["null"]}}
+    wh.run([schema_msg("nul", v1, ["id"]), record_msg("nul", {"id": 1, "z": None})])
+    assert wh.columns("nul") == {"ID": "NUMBER(38,0)", "Z": "TEXT", "Y": "TEXT", "__LOADED_AT": "TIMESTAMP_TZ"}
+    v2 = {"id": {"type": "integer"}, "z": {"type": "integer"}, "y": {"type": "string"}}
+    wh.run([schema_msg("nul", v2, ["id"]), record_msg("nul", {"id": 2, "z": 5, "y": "s"})])
+    assert wh.columns("nul") == {"ID": "NUMBER(38,0)", "Z": "NUMBER(38,0)", "Y": "TEXT", "__LOADED_AT": "TIMESTAMP_TZ"}
+    assert wh.rows("nul", ["id", "z", "y"]) == [(1, None, None), (2, 5, "s")]
+    comments = dict(
+        wh.query(
+            "SELECT column_name, comment FROM information_schema.columns "
+            f"WHERE table_schema = '{wh.schema.upper()}' AND table_name = 'NUL'"
+        )
+    )
+    assert (comments["Z"], comments["Y"]) == ('["z"]', '["y"]')  # no longer null-only
