@@ -209,6 +209,7 @@ def bench(session: nox.Session) -> None:
         exes["pipelinewise"],
         *target_args,
     )
+    session.run("python", str(ROOT / "target-snowflake" / "bench" / "bench_target.py"))
     session.run("python", str(ROOT / "tap-thoughtindustries" / "bench" / "bench_tap.py"))
     session.run("python", str(ROOT / "tap-clari" / "bench" / "bench_tap.py"))
     session.run("python", str(ROOT / "tap-adaptive" / "bench" / "bench_tap.py"))
