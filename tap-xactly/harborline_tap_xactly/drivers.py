@@ -7,6 +7,7 @@ three answers here lets the keyset reader in client.py stay the same for JDBC, O
 
 from __future__ import annotations
 
+import abc
 import datetime
 import decimal
 import importlib
@@ -76,7 +77,7 @@ def sqlstate_of(exc: BaseException) -> str | None:
 
 
 @dataclass(frozen=True)
-class SqlDriver:
+class SqlDriver(abc.ABC):
     """A DB-API transport; subclasses name their module, extra and connect call."""
 
     name: ClassVar[str] = ""
@@ -106,9 +107,9 @@ class SqlDriver:
             return [str(exc)]
         return []
 
+    @abc.abstractmethod
     def connect(self, module: ModuleType, config: dict[str, Any]) -> Any:
         """Open one connection, in autocommit mode so a failed query never poisons the next one."""
-        raise NotImplementedError  # pragma: no cover - every transport defines it
 
     def is_auth_error(self, exc: BaseException) -> bool:
         """Whether a failed connect is a refused login (never retried)."""

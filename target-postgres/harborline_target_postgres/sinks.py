@@ -805,20 +805,6 @@ class PostgresSink(WarehouseSink):
         )
         raise TargetLoadError(msg)
 
-    def clean_up(self) -> None:
-        """End of input: wait for the last commit, finish an overwrite, close the connections."""
-        try:
-            self.wait_committed()
-            self.finalize_overwrite()
-        finally:
-            self.close()
-        super().clean_up()
-
-    def abandon(self) -> None:
-        """The run failed: roll back the open batch and give back its connections (see `drop_overwrite_stage`)."""
-        with contextlib.suppress(Exception):
-            self.close()
-
     def drop_overwrite_stage(self) -> None:
         """After a failed run (every sink closed): drop an overwrite run's staging table.
 

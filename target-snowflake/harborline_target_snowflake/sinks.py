@@ -370,20 +370,6 @@ class SnowflakeSink(WarehouseSink):
 
     # -- the end of a sink ---------------------------------------------------------------------------------------
 
-    def clean_up(self) -> None:
-        """End of input: wait for the last commit, finish an overwrite, release the batch files."""
-        try:
-            self.wait_committed()
-            self.finalize_overwrite()
-        finally:
-            self.close()
-        super().clean_up()
-
-    def abandon(self) -> None:
-        """The run failed: wait out the handed-off batch and drop the open one (see `drop_overwrite_stage`)."""
-        with contextlib.suppress(Exception):
-            self.close()
-
     def drop_overwrite_stage(self) -> None:
         """After a failed run (every sink closed): drop an overwrite run's side table, if a connection is free.
 

@@ -10,6 +10,7 @@ is decided here, once, so both targets say the same thing about the same input.
 from __future__ import annotations
 
 import abc
+import contextlib
 from array import array
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -265,8 +266,25 @@ class WarehouseSink(BatchSink):
         """Abandon anything uncommitted and give back the connections (a handed-off batch is waited for first)."""
 
     @abc.abstractmethod
+    def finalize_overwrite(self) -> None:
+        """End of an overwrite run: replace the table's rows with the run's in one transaction (else nothing)."""
+
+    def clean_up(self) -> None:
+        """End of input: wait for the last commit, finish an overwrite, close the connections."""
+        try:
+            self.wait_committed()
+            self.finalize_overwrite()
+        finally:
+            self.close()
+        super().clean_up()
+
     def abandon(self) -> None:
-        """The run failed: roll back the open batch, never raising (the run's own error is the one reported)."""
+        """The run failed: roll back the open batch and give back its connections, never raising.
+
+        The run's own error is the one reported; see `drop_overwrite_stage`.
+        """
+        with contextlib.suppress(Exception):
+            self.close()
 
     @abc.abstractmethod
     def drop_overwrite_stage(self) -> None:
