@@ -15,6 +15,7 @@ import pytest
 from conftest import ACCOUNT_CODES
 from fake_api import MNPI, USERNAME, XML_BOMB, FakeAdaptive, Fault
 
+from harborline_singer_shared.testing.taps import run_plugin_cli
 from harborline_tap_adaptive.tap import TapAdaptive
 
 SECRET_PASSWORD = 'zz-PASS&<"word-4410'
@@ -30,13 +31,8 @@ def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def _run(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "harborline_tap_adaptive", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=_env(env),
-        check=False,
+    return run_plugin_cli(
+        "harborline_tap_adaptive", args, clear_prefixes=("TAP_ADAPTIVE_", "HARBORLINE_"), env=env, timeout=300
     )
 
 

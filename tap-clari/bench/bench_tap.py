@@ -20,15 +20,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import re
-import subprocess
 import sys
 import tempfile
-import time
 from decimal import Decimal
 from pathlib import Path
 
+from harborline_singer_shared.testing.bench import run_measured
 from harborline_singer_shared.testing.processes import start_url_server
 
 HERE = Path(__file__).resolve().parent
@@ -75,20 +73,6 @@ def plain_loop(base_url: str) -> None:
         count += 1
     out.flush()
     print(f"PLAIN_RECORDS {count} BYTES {len(body)}", file=sys.stderr)
-
-
-def _run(cmd: list[str], *, stderr_path: Path) -> tuple[float, float, str]:
-    """Run ``cmd`` with stdout to /dev/null; return (seconds, peak RSS MiB, stderr text)."""
-    with Path(os.devnull).open("wb") as devnull, stderr_path.open("wb") as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=devnull, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    text = stderr_path.read_text(encoding="utf-8", errors="replace")
-    if proc.returncode != 0:
-        raise SystemExit(f"{cmd[0]} failed ({proc.returncode}):\n{text[-3000:]}")
-    return seconds, usage.ru_maxrss / 1024, text
 
 
 def main() -> None:
@@ -139,16 +123,16 @@ def main() -> None:
             tap_cmd = ["tap-clari", "--config", str(config)]
         plain_cmd = [sys.executable, __file__, "--plain-loop", url]
         # Warm-up: the fake builds the document on first use; neither side should pay for that.
-        _run(plain_cmd, stderr_path=tmpdir / "warmup.err")
+        run_measured(plain_cmd, stderr_path=tmpdir / "warmup.err")
         tap_best = plain_best = None
         document_bytes = 0
         for _ in range(args.runs):
-            seconds, rss, err = _run(tap_cmd, stderr_path=tmpdir / "tap.err")
+            seconds, rss, err = run_measured(tap_cmd, stderr_path=tmpdir / "tap.err")
             counts = re.findall(r'"metric":"record_count","value":(\d+),"tags":\{"stream":"forecast_entries"', err)
             records = sum(int(c) for c in counts)
             if tap_best is None or seconds < tap_best[0]:
                 tap_best = (seconds, rss, records)
-            seconds, rss, err = _run(plain_cmd, stderr_path=tmpdir / "plain.err")
+            seconds, rss, err = run_measured(plain_cmd, stderr_path=tmpdir / "plain.err")
             match = re.search(r"PLAIN_RECORDS (\d+) BYTES (\d+)", err)
             records, document_bytes = (int(match.group(1)), int(match.group(2))) if match else (0, 0)
             if plain_best is None or seconds < plain_best[0]:

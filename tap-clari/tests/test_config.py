@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +13,7 @@ from conftest import KEY, run_tap
 from fake_api import DEFAULT_API_KEY, FakeClari
 from singer_sdk.exceptions import ConfigValidationError
 
+from harborline_singer_shared.testing.taps import run_plugin_cli
 from harborline_tap_clari.streams import PERSONAL_DATA_FIELDS, STREAM_NAMES
 from harborline_tap_clari.tap import TapClari
 
@@ -38,15 +37,8 @@ BAD_SETTINGS = [
 
 
 def _cli(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("TAP_CLARI_", "HARBORLINE_"))}
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "harborline_tap_clari", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=full_env,
-        check=False,
+    return run_plugin_cli(
+        "harborline_tap_clari", args, clear_prefixes=("TAP_CLARI_", "HARBORLINE_"), env=env, timeout=120
     )
 
 

@@ -18,15 +18,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import re
-import subprocess
 import sys
 import tempfile
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from harborline_singer_shared.testing.bench import run_measured
 from harborline_singer_shared.testing.processes import start_url_server
 
 HERE = Path(__file__).resolve().parent
@@ -118,20 +116,6 @@ def plain_loop(base_url: str, window_days: float) -> None:
     print(f"PLAIN_RECORDS {count}", file=sys.stderr)
 
 
-def _run(cmd: list[str], *, stderr_path: Path) -> tuple[float, float, str]:
-    """Run ``cmd`` with stdout to /dev/null; return (seconds, peak RSS MiB, stderr text)."""
-    with Path(os.devnull).open("wb") as devnull, stderr_path.open("wb") as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=devnull, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    text = stderr_path.read_text(encoding="utf-8", errors="replace")
-    if proc.returncode != 0:
-        raise SystemExit(f"{cmd[0]} failed ({proc.returncode}):\n{text[-3000:]}")
-    return seconds, usage.ru_maxrss / 1024, text
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--events", type=int, default=200_000)
@@ -194,11 +178,11 @@ def main() -> None:
             ]
             tap_best = plain_best = None
             for _ in range(args.runs):
-                seconds, rss, err = _run(tap_cmd, stderr_path=tmpdir / "tap.err")
+                seconds, rss, err = run_measured(tap_cmd, stderr_path=tmpdir / "tap.err")
                 records = sum(int(m.group(1)) for m in re.finditer(r'"metric":"record_count","value":(\d+)', err))
                 if tap_best is None or seconds < tap_best[0]:
                     tap_best = (seconds, rss, records)
-                seconds, rss, err = _run(plain_cmd, stderr_path=tmpdir / "plain.err")
+                seconds, rss, err = run_measured(plain_cmd, stderr_path=tmpdir / "plain.err")
                 match = re.search(r"PLAIN_RECORDS (\d+)", err)
                 records = int(match.group(1)) if match else 0
                 if plain_best is None or seconds < plain_best[0]:

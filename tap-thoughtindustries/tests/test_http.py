@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ from conftest import run_tap
 from fake_api import FakeThoughtIndustries
 
 from harborline_singer_shared.retry import ManualClock
+from harborline_singer_shared.testing.taps import run_plugin_cli
 from harborline_tap_thoughtindustries.streams import EVENT_STREAMS, PERSONAL_DATA_FIELDS
 
 SECRET_KEY = "ti-SECRET-api-key-0123456789abcdef"
@@ -102,13 +102,7 @@ def _write_config(tmp_path: Path, config: dict) -> Path:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "harborline_tap_thoughtindustries", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_plugin_cli("harborline_tap_thoughtindustries", list(args), timeout=120)
 
 
 def test_401_names_the_setting_and_never_the_key(tmp_path):

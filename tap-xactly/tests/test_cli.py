@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -14,19 +12,14 @@ import pytest
 from conftest import XcDatabase
 from xc_fixture import READER, READER_PASSWORD
 
+from harborline_singer_shared.testing.taps import run_plugin_cli
+
 SECRET_HMAC_KEY = "zz-HMACKEY-recognisable-9902-long-enough"
 
 
 def _run(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("TAP_XACTLY_", "HARBORLINE_"))}
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "harborline_tap_xactly", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=full_env,
-        check=False,
+    return run_plugin_cli(
+        "harborline_tap_xactly", args, clear_prefixes=("TAP_XACTLY_", "HARBORLINE_"), env=env, timeout=300
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,21 +11,16 @@ from typing import Any
 import pytest
 from fake_api import DEFAULT_PASSWORD, DEFAULT_USERNAME, FakeZenGRC
 
+from harborline_singer_shared.testing.taps import run_plugin_cli
+
 SECRET_ID = "zz-KEYID-recognisable-4410"
 SECRET_PASSWORD = "zz-SECRET-recognisable-7731"
 SECRET_HMAC_KEY = "zz-HMACKEY-recognisable-9902-long-enough"
 
 
 def _run(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("ZENGRC_", "TAP_ZENGRC_"))}
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "harborline_tap_zengrc", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=full_env,
-        check=False,
+    return run_plugin_cli(
+        "harborline_tap_zengrc", args, clear_prefixes=("ZENGRC_", "TAP_ZENGRC_"), env=env, timeout=120
     )
 
 

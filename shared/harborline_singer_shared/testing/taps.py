@@ -44,6 +44,7 @@ __all__ = [
     "pipe_to_target_postgres",
     "query_rows",
     "readme_settings_table",
+    "run_plugin_cli",
     "run_tap",
     "target_postgres_command",
     "target_postgres_config",
@@ -149,6 +150,32 @@ def run_tap(
 
         pytest.fail("the sync was expected to fail but succeeded")
     return result
+
+
+def run_plugin_cli(
+    module: str,
+    args: list[str],
+    *,
+    clear_prefixes: tuple[str, ...] = (),
+    env: Mapping[str, str] | None = None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess[str]:
+    """``python -m <module> <args>`` as a real process (text output captured, never raising on its exit code).
+
+    Variables starting with ``clear_prefixes`` (a developer's real settings) are removed from the environment,
+    then ``env`` is added. ``timeout`` is a safety net for a hung process only.
+    """
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(clear_prefixes)} if clear_prefixes else None
+    if env:
+        full_env = {**(full_env if full_env is not None else os.environ), **env}
+    return subprocess.run(  # noqa: S603 - the test's own interpreter and arguments
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        check=False,
+    )
 
 
 def clear_developer_env(monkeypatch: pytest.MonkeyPatch, prefix: str) -> None:
