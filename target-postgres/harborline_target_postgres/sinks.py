@@ -25,7 +25,13 @@ import psycopg2.extensions
 from harborline_singer_shared.retry import RetryPolicy
 from harborline_singer_shared.rules import Kind, TablePlan, plan_table
 from harborline_singer_shared.warehouse.errors import RecordTypeError, TargetLoadError
-from harborline_singer_shared.warehouse.sink import BELOW_ALL, DELETED_AT_COLUMN, SEQ_COLUMN, WarehouseSink
+from harborline_singer_shared.warehouse.sink import (
+    ABOVE_ALL,
+    BELOW_ALL,
+    DELETED_AT_COLUMN,
+    SEQ_COLUMN,
+    WarehouseSink,
+)
 from harborline_target_postgres import connector
 from harborline_target_postgres.connector import quote
 from harborline_target_postgres.copy import ChunkReader, CopyStream, chunked, copying
@@ -96,6 +102,8 @@ _SINK_TOKENS = itertools.count(1)
 RECONNECT_POLICY = RetryPolicy(max_attempts=30, max_elapsed_seconds=60.0, base_delay=0.5, max_delay=5.0)
 #: Times one batch is sent again after transient faults (each on a new connection) before the run stops.
 REDO_ATTEMPTS = 5
+#: Longest the read of a table's highest text key may take at start-up before the run does without a watermark.
+WATERMARK_SECONDS = 10.0
 
 
 def _transaction_committed(conn: psycopg2.extensions.connection, xid: int) -> bool:
@@ -121,7 +129,7 @@ class PostgresSink(WarehouseSink):
     """One stream into one table, loaded by COPY."""
 
     target: TargetPostgres
-    supports_watermark = True  # rows of new integer keys are COPY'd straight into the table
+    supports_watermark = True  # rows of new integer or text keys are COPY'd straight into the table
 
     def __init__(self, target: TargetPostgres, stream_name: str, schema: dict[str, Any], key_properties: Any) -> None:
         super().__init__(target, stream_name, schema, key_properties)
@@ -258,11 +266,7 @@ class PostgresSink(WarehouseSink):
         if self.mode == "append-only":
             return None
         if self._watermark is not None:
-            with self.conn.cursor() as cur:  # type: ignore[union-attr]
-                key = quote(self.load_columns[self._watermark].name)
-                cur.execute(f"SELECT max({key}) FROM {target}")
-                top = cur.fetchone()[0]
-            self._hi = BELOW_ALL if top is None else top
+            self._hi = BELOW_ALL if self.plan.create else self._highest_key(target)
         plain_cols = cols
         cols += f", {quote(SEQ_COLUMN)}"
         if self.mode == "upsert":
@@ -293,6 +297,38 @@ class PostgresSink(WarehouseSink):
                 cur.execute(stmt)
         self.conn.commit()  # type: ignore[union-attr]
         return self._set_copy_sql(stage, plain_cols, cols)
+
+    def _highest_key(self, target: str) -> Any:
+        """The table's highest key in the order the loader compares keys; ABOVE_ALL (no watermark) if too costly.
+
+        Integers: `max()` from the primary key's index. Text: in code-point order, which is UTF-8 byte order, i.e.
+        the "C" collation; the key's own index serves only when the column's collation is already C, else the
+        column is read once. That read is bounded (`WATERMARK_SECONDS`): past it every row takes the staging way,
+        as without a watermark, rather than delaying the run on a huge table.
+        """
+        assert self.conn is not None  # noqa: S101 - called from _prepare_load
+        assert self._watermark is not None  # noqa: S101
+        col = self.load_columns[self._watermark]
+        key = quote(col.name)
+        if col.type.kind is Kind.STRING:
+            key += ' COLLATE "C"'
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(f"SET LOCAL statement_timeout = {int(WATERMARK_SECONDS * 1000)}")
+                cur.execute(f"SELECT max({key}) FROM {target}")
+                top = cur.fetchone()[0]
+        except psycopg2.errors.QueryCanceled:
+            self.logger.info(
+                "Stream %r: reading the highest key of %s.%s took over %ss; every row takes the staging table",
+                self.stream_name,
+                self.schema_name,
+                self.table_name,
+                WATERMARK_SECONDS,
+            )
+            top = ABOVE_ALL
+        finally:
+            self.conn.rollback()  # ends the read (and the SET LOCAL) before the session's own setup
+        return BELOW_ALL if top is None else top
 
     def _set_copy_sql(self, stage: str, plain_cols: str, cols: str) -> None:
         self._stage_copy_unsequenced = f"COPY {stage} ({plain_cols}) FROM STDIN"

@@ -157,6 +157,7 @@ def test_state_emitted_in_process_after_each_drain(db):
     """The same rule in-process: STATE with nothing pending appears before the next line is even read."""
     out = io.StringIO()
     observed = []
+    target = db.target(batch_size_rows=2)
 
     def feed():
         yield json.dumps(state_msg({"a": 1})) + "\n"
@@ -166,13 +167,14 @@ def test_state_emitted_in_process_after_each_drain(db):
         yield json.dumps(state_msg({"a": 2})) + "\n"
         observed.append(out.getvalue())
         yield json.dumps(record_msg("s", {"id": 2})) + "\n"  # batch of 2 full: commit, then STATE {"a": 2}
+        target.get_sink("s").wait_committed()  # the event: the handed-off commit ended (its thread wrote the STATE)
         observed.append(out.getvalue())
         yield json.dumps(state_msg({"a": 2})) + "\n"  # unchanged: not repeated
         yield json.dumps(state_msg({"a": 3})) + "\n"
         observed.append(out.getvalue())
 
     with redirect_stdout(out):
-        db.target(batch_size_rows=2).listen(feed())
+        target.listen(feed())
     assert observed == [
         '{"a": 1}\n',
         '{"a": 1}\n',

@@ -43,10 +43,35 @@ if TYPE_CHECKING:
 
 #: The column a staging table orders a key's rows by (the input line): the newest record of a key wins.
 SEQ_COLUMN = "__harborline_seq"
-#: Below every integer key: the key watermark of an empty table.
-BELOW_ALL = float("-inf")
-#: Above every integer key: a watermark that sends every row the staging way (after a concurrent writer was seen).
-ABOVE_ALL = float("inf")
+
+
+class _Bound:
+    """A key watermark below (or above) every key, integer or text alike (a float infinity cannot compare to text).
+
+    Only `key > bound` is ever asked (Python turns it into `bound < key`), and only until the first real key.
+    """
+
+    __slots__ = ("_above",)
+
+    def __init__(self, *, above: bool) -> None:
+        self._above = above
+
+    def __lt__(self, other: object) -> bool:
+        return not self._above
+
+    def __gt__(self, other: object) -> bool:
+        return self._above
+
+    def __repr__(self) -> str:
+        return "ABOVE_ALL" if self._above else "BELOW_ALL"
+
+
+#: The (column kind, declared JSON types) of a key the watermark can order exactly as the server does.
+_WATERMARK_KINDS = {(Kind.INTEGER, frozenset({"integer"})), (Kind.STRING, frozenset({"string"}))}
+#: Below every key: the key watermark of an empty table.
+BELOW_ALL: Any = _Bound(above=False)
+#: Above every key: a watermark that sends every row the staging way (after a concurrent writer was seen).
+ABOVE_ALL: Any = _Bound(above=True)
 #: ACTIVATE_VERSION's columns (MeltanoLabs' names): the table version a row was loaded with, and when it was retired.
 VERSION_COLUMN = "_sdc_table_version"
 DELETED_AT_COLUMN = "_sdc_deleted_at"
@@ -179,20 +204,21 @@ class WarehouseSink(BatchSink):
     def _watermark_column(self, loader: StructLoader | None) -> int | None:
         """The key column that makes new keys recognisable without asking the server, if the stream has one.
 
-        Upserts keyed by one integer column: a key above every key the table held when the run started and every
-        key this run sent cannot exist in the table, so its row can go straight in (the cost of an append); only
-        the other rows take the staging table and the merge. Sources that number new rows upwards (most of them)
-        load their new rows at append speed. Only for dialects that say so (`supports_watermark`).
+        Upserts keyed by one integer or plain text column: a key above every key the table held when the run
+        started and every key this run sent cannot exist in the table, so its row can go straight in (the cost of
+        an append); only the other rows take the staging table and the merge. Sources that number or name new rows
+        upwards (most of them: ids, `INV-000123` codes) load their new rows at append speed. Text keys compare in
+        code-point order, so the dialect must read the table's highest key in that order (byte order of UTF-8,
+        PostgreSQL's "C" collation). Only for dialects that say so (`supports_watermark`).
         """
         keys = [i for i, c in enumerate(self.load_columns) if c.is_key]
         if not self.supports_watermark or loader is None or not self.typed or self.mode != "upsert" or len(keys) != 1:
             return None
         col = self.load_columns[keys[0]]
-        if (
-            col.type.kind is not Kind.INTEGER
-            or col.source is None
-            or json_types(col.source.schema) - {"null"} != {"integer"}
-        ):
+        if col.source is None:
+            return None
+        declared = frozenset(json_types(col.source.schema) - {"null"})
+        if (col.type.kind, declared) not in _WATERMARK_KINDS:
             return None
         return keys[0]
 
@@ -226,6 +252,8 @@ class WarehouseSink(BatchSink):
             row = f"{row[:-1]}\t{NULL if version is None else version}\n"
         if self._watermark_lost:
             self._hi = ABOVE_ALL
+        if key.__class__ is str and "\x00" in key:  # compared as stored: NUL in text is stored as U+FFFD
+            key = key.replace("\x00", "\ufffd")
         if self._watermark is not None and not key > self._hi:
             row = f"{row[:-1]}\t{line}\n"
             self._old_rows.append(row)

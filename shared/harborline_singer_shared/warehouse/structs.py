@@ -233,9 +233,13 @@ def _struct_run_source(
     if watermark is None:
         lines += ["        append(row)", "        lines_append(line)"]
     else:
+        # Keys are compared as stored: a NUL in text is stored as U+FFFD (so "a\0" and "a\uFFFD" are one key).
+        lines.append(f"        k = v{watermark}")
+        if columns[watermark].type.kind is Kind.STRING:
+            lines.append("        if '\\x00' in k: k = k.replace('\\x00', '\\ufffd')")
         lines += [
-            f"        if v{watermark} > hi:",
-            f"            hi = v{watermark}",
+            "        if k > hi:",
+            "            hi = k",
             "            append(row)",
             "            lines_append(line)",
             "        else:",
