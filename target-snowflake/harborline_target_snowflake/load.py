@@ -33,6 +33,7 @@ from harborline_target_snowflake.connector import (
     quote,
     side_name,
     stage_type,
+    stored_name,
 )
 
 #: The staging table's sequence column: input order, so the newest record of a key wins the de-duplication.
@@ -46,10 +47,35 @@ FILE_FORMAT = (
     "EMPTY_FIELD_AS_NULL=TRUE NULL_IF=() COMPRESSION=GZIP"
 )
 STAGE_NAME = re.compile(r'[A-Za-z0-9_$."]+')
+#: Where COPY stopped, in the error Snowflake raises with ON_ERROR=ABORT_STATEMENT: `Row 2, column "T"["COL":3]`
+#: (`Row 1 starts at line 2, ...`, or `"T"[3]` without a name). Rows count the staged file's records from 1; the
+#: `line` of the same message counts lines, which differ once a value holds a newline.
+_COPY_ROW = re.compile(
+    r'^\s*Row (\d+)(?: starts at line \d+)?, column "(?:[^"]|"")*"\[(?:"((?:[^"]|"")*)":)?(\d+)\]', re.MULTILINE
+)
 
 
 class BatchLoadError(RuntimeError):
     """A batch did not load as sent (e.g. COPY loaded fewer rows): rolled back, nothing of it is visible."""
+
+
+@dataclass(frozen=True)
+class CopyRejection:
+    """Where Snowflake's COPY refused a staged value: the row of the batch file and the column, both from 1."""
+
+    row: int
+    column: str | None  # as stored (upper case); None when Snowflake gave only the position
+    position: int
+
+
+def copy_rejection(exc: BaseException) -> CopyRejection | None:
+    """The row and column a COPY error names (None for any other error, e.g. a timeout or a privilege)."""
+    text = getattr(exc, "raw_msg", None) or getattr(exc, "msg", None)
+    match = _COPY_ROW.search(text) if isinstance(text, str) else None
+    if match is None:
+        return None
+    column = match.group(2).replace('""', '"') if match.group(2) is not None else None
+    return CopyRejection(int(match.group(1)), column, int(match.group(3)))
 
 
 def copy_text_to_csv(chunk: bytes) -> bytes:
@@ -171,6 +197,13 @@ class TableLoad:
         """`"SCHEMA"."HL_OVERWRITE_..."`."""
         return qualified(self.schema, self.side_table)
 
+    def column_at(self, rejection: CopyRejection) -> ColumnPlan | None:
+        """The column a COPY rejection names (by name, else by position; None for the sequence column)."""
+        names = [stored_name(c.name) for c in self.columns]
+        if rejection.column is not None:
+            return self.columns[names.index(rejection.column)] if rejection.column in names else None
+        return self.columns[rejection.position - 1] if 1 <= rejection.position <= len(self.columns) else None
+
     def _location(self, batch: str) -> str:
         if self.stage:
             return f"@{self.stage}/harborline/{side_name(self.table, 'load')}/{batch}/"
@@ -218,11 +251,15 @@ class TableLoad:
         return "CURRENT_TIMESTAMP()"
 
     def copy_sql(self, location: str) -> str:
-        """COPY the staged file into the staging table; PURGE removes the file once loaded."""
+        """COPY the staged file into the staging table; PURGE removes the file once loaded.
+
+        ON_ERROR=ABORT_STATEMENT (the default, said explicitly: a named stage may carry another): a value Snowflake
+        refuses fails the COPY with the row and column (`copy_rejection`), nothing loaded.
+        """
         cols = [quote(c.name) for c in self.columns] + ([quote(SEQ_COLUMN)] if self.seq else [])
         return (
             f"COPY INTO {self.staging} ({', '.join(cols)}) FROM {location} "
-            f"FILE_FORMAT=({FILE_FORMAT}) PURGE=TRUE FORCE=TRUE"
+            f"FILE_FORMAT=({FILE_FORMAT}) ON_ERROR=ABORT_STATEMENT PURGE=TRUE FORCE=TRUE"
         )
 
     def write_sql(self, into: str | None = None) -> str:

@@ -25,7 +25,7 @@ from harborline_singer_shared.rules import ColumnPlan, TablePlan, plan_table
 from harborline_singer_shared.warehouse.errors import RecordTypeError, TargetLoadError
 from harborline_singer_shared.warehouse.sink import VERSION_COLUMN, WarehouseSink
 from harborline_target_snowflake import connector
-from harborline_target_snowflake.load import SEQ_COLUMN, BatchLoadError, TableLoad, copy_text_to_csv
+from harborline_target_snowflake.load import SEQ_COLUMN, BatchLoadError, TableLoad, copy_rejection, copy_text_to_csv
 
 if TYPE_CHECKING:
     from harborline_target_snowflake.pool import PooledConnection
@@ -318,13 +318,29 @@ class SnowflakeSink(WarehouseSink):
         raise TargetLoadError(failed(fault or RuntimeError("no connection")))
 
     def _load_failed(self, exc: BaseException, lines: array[int]) -> str:
-        """One line for a batch that failed as a whole: stream, the input lines it held, Snowflake's reason."""
-        where = ""
+        """One line for a batch that failed as a whole: stream, the input lines it held, Snowflake's reason.
+
+        When Snowflake's COPY refused a value, the line names the record's input line (the staged file's rows are
+        the batch's rows in input order) and the property, besides the batch's lines.
+        """
+        batch = ""
         if lines:
             first, last = min(lines), max(lines)
-            where = f", input line {first}" if first == last else f", input lines {first}-{last}"
+            batch = f"input line {first}" if first == last else f"input lines {first}-{last}"
         reason = str(exc) if isinstance(exc, connector.SnowflakeConnectError) else connector.describe_error(exc)
-        return f"stream {self.stream_name!r}{where}: loading the batch failed: {reason} (nothing was committed)"
+        rejection = copy_rejection(exc)
+        if rejection is None or self._load is None:
+            where = f", {batch}" if batch else ""
+            return f"stream {self.stream_name!r}{where}: loading the batch failed: {reason} (nothing was committed)"
+        where = f", input line {lines[rejection.row - 1]}" if 1 <= rejection.row <= len(lines) else ""
+        column = self._load.column_at(rejection)
+        if column is not None:
+            prop = ".".join(column.source.path) if column.source is not None else column.name
+            where += f", property {prop!r} (column {connector.stored_name(column.name)})"
+        elif rejection.column is not None:
+            where += f", column {rejection.column}"
+        about = f"the batch of {batch}; " if batch else ""
+        return f"stream {self.stream_name!r}{where}: loading the batch failed: {reason} ({about}nothing was committed)"
 
     def finalize_overwrite(self) -> None:
         """Replace the table's rows with the run's in one transaction (readers see old or new, never none)."""

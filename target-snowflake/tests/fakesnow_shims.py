@@ -11,6 +11,8 @@ production SQL unchanged. Each patch says which Snowflake behaviour it restores.
 - `COMMENT ON COLUMN` answers normally (fakesnow applies it, then fails describing the statement).
 - ALTER COLUMN ... SET DATA TYPE is refused where Snowflake refuses it (another type, another scale, a shorter
   VARCHAR or less precision): fakesnow accepts any ALTER, so our planner's choices would go unchecked.
+
+Snowflake's errors (COPY's detailed rejection message, and faults injected by tests) are in `fakesnow_errors`.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from typing import Any
 
 import fakesnow.copy_into
 import fakesnow.transforms
+import fakesnow_errors
 import snowflake.connector.errors
 import sqlglot
 from fakesnow.cursor import FakeSnowflakeCursor
+from fakesnow_errors import FAULTS
 from sqlglot import exp
 
 _SWAP = re.compile(r"\s*ALTER\s+TABLE\s+(\S+)\s+SWAP\s+WITH\s+(\S+)\s*;?\s*", re.IGNORECASE)
@@ -126,6 +130,7 @@ def _refuse_alter(cur: FakeSnowflakeCursor, original: Any, table: str, column: s
 
 def _execute(original: Any) -> Any:
     def execute(self: FakeSnowflakeCursor, command: str, *args: Any, **kwargs: Any) -> FakeSnowflakeCursor:
+        FAULTS.check(command)
         if m := _SWAP.fullmatch(command):
             a, b = _parts(m.group(1)), _parts(m.group(2))
             comments = {tuple(p): _table_comment(self, p[-2], p[-1]) for p in (a, b)}
@@ -170,4 +175,5 @@ def install() -> None:
     fakesnow.transforms.merge = _merge_without_temp_table(fakesnow.transforms.merge)  # type: ignore[attr-defined]
     FakeSnowflakeCursor.execute = _execute(FakeSnowflakeCursor.execute)  # type: ignore[method-assign]
     FakeSnowflakeCursor._describe_last_sql = _describe(FakeSnowflakeCursor._describe_last_sql)  # type: ignore[method-assign]
+    fakesnow_errors.install()
     _installed = True

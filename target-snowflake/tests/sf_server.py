@@ -13,6 +13,8 @@ from typing import Any
 import fakesnow_shims
 
 _SETTINGS: dict[str, Any] = {}
+#: The emulated account's name (a live account is any other).
+ACCOUNT = "fakesnow"
 
 
 def _stop(stack: contextlib.ExitStack) -> None:
@@ -37,7 +39,7 @@ def settings() -> dict[str, Any]:
             logging.getLogger(name).setLevel(logging.WARNING)
         atexit.register(_stop, stack)
         _SETTINGS.update(
-            account="fakesnow",
+            account=ACCOUNT,
             user="fake",
             password="snow-secret-password",
             database="HARBORLINE",

@@ -12,6 +12,7 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
+import sf_live
 import sf_server
 from sf_helpers import TEST_TIMEOUTS, session_parameters_for_tests
 
@@ -44,8 +45,10 @@ def state_msg(value: Any) -> dict[str, Any]:
     return {"type": "STATE", "value": value}
 
 
-def base_config(schema: str, **overrides: Any) -> dict[str, Any]:
-    config = {**sf_server.settings(), "default_target_schema": schema, **overrides}
+def base_config(schema: str, settings: dict[str, Any] | None = None, **overrides: Any) -> dict[str, Any]:
+    """The target's config for `schema` in the account of `settings` (default: the emulator)."""
+    account = settings if settings is not None else sf_server.settings()
+    config = {**account, "default_target_schema": schema, **overrides}
     return {k: v for k, v in config.items() if v is not None}
 
 
@@ -65,21 +68,39 @@ class RunResult:
         return [line for line in self.stderr.splitlines() if " ERROR " in line or line.startswith("ERROR")]
 
 
+def one_error_line(result: RunResult, secrets: tuple[str, ...] = ("snow-secret-password",)) -> str:
+    """The run failed with exactly one error line, no traceback, and no secret anywhere in its output."""
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    for secret in secrets:
+        assert secret not in result.stderr + result.stdout
+    assert len(result.errors) == 1, result.errors
+    return result.errors[0]
+
+
 def new_schema() -> str:
     """A fresh schema name (not created)."""
     return f"s_{uuid.uuid4().hex[:10]}"
 
 
 class Warehouse:
-    """One test's schema in the emulated account: run the target into it, read its tables back."""
+    """One test's schema in an account (default the emulator; see sf_live): run the target into it, read its tables
+    back. A live account's schema is dropped by `close`."""
 
-    def __init__(self, tmp_path: Path) -> None:
-        self.schema = new_schema()
+    def __init__(self, tmp_path: Path, settings: dict[str, Any] | None = None) -> None:
+        self.settings = dict(settings) if settings is not None else sf_server.settings()
+        self.live = self.settings.get("account") != sf_server.ACCOUNT
+        self.schema = sf_live.schema_name() if self.live else new_schema()
         self.tmp_path = tmp_path
         self._conn: Any = None
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Values no output may hold: the account's password, key lines, passphrase."""
+        return tuple(sf_live.secrets()) if self.live else ("snow-secret-password",)
+
     def config(self, **overrides: Any) -> dict[str, Any]:
-        return base_config(self.schema, **overrides)
+        return base_config(self.schema, self.settings, **overrides)
 
     def target(self, **overrides: Any) -> TargetSnowflake:
         return TargetSnowflake(config=self.config(**overrides), validate_config=True)
@@ -113,9 +134,9 @@ class Warehouse:
     @property
     def conn(self) -> Any:
         if self._conn is None:
-            settings = sf_server.settings()
-            params = session_parameters_for_tests(settings)
-            self._conn = connector.connect(settings, session_parameters=params, **TEST_TIMEOUTS)
+            params = session_parameters_for_tests(self.settings)
+            timeouts = {} if self.live else TEST_TIMEOUTS
+            self._conn = connector.connect(self.settings, session_parameters=params, **timeouts)
         return self._conn
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
@@ -150,6 +171,9 @@ class Warehouse:
         return int(self.query(f"SELECT COUNT(*) FROM {self.table(table)} WHERE {where}")[0][0])
 
     def close(self) -> None:
+        """Close the reading connection; on a live account first drop the test's schema."""
+        if self.live:
+            self.query(f"DROP SCHEMA IF EXISTS {connector.quote(self.schema)} CASCADE")
         if self._conn is not None:
             self._conn.close()
             self._conn = None

@@ -11,9 +11,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from st_helpers import RunResult, Warehouse, cli_env, lines_of, record_msg, schema_msg, state_msg
+from sf_live import both_accounts
+from st_helpers import Warehouse, cli_env, lines_of, one_error_line, record_msg, schema_msg, state_msg
 
-PASSWORD = "snow-secret-password"  # the emulator's settings (sf_server): must never be printed
 PASSPHRASE = "correct horse battery staple"
 
 
@@ -52,15 +52,7 @@ USERS = {
 }
 
 
-def _one_error_line(result: RunResult) -> str:
-    """The run failed with exactly one error line, no traceback, and no secret anywhere in its output."""
-    assert result.returncode == 1, result.stderr[-2000:]
-    assert "Traceback" not in result.stderr
-    assert PASSWORD not in result.stderr + result.stdout
-    assert len(result.errors) == 1, result.errors
-    return result.errors[0]
-
-
+@both_accounts
 def test_upsert_newest_record_wins_across_batches_with_nested_arrays_and_tricky_strings(wh: Warehouse) -> None:
     messages: list[Any] = [schema_msg("users", USERS, ["id"])]
     # Batches of 3: id 1 is sent in three batches (and twice within one); the newest record wins.
@@ -78,7 +70,8 @@ def test_upsert_newest_record_wins_across_batches_with_nested_arrays_and_tricky_
     result = wh.cli(messages, batch_size_rows=3)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.states == [{"pos": 3}, {"pos": 99}]
-    assert PASSWORD not in result.stderr + result.stdout
+    for secret in wh.secrets:
+        assert secret not in result.stderr + result.stdout
     assert list(wh.columns("users")) == [
         "ID", "NAME", "ADDRESS__CITY", "ADDRESS__GEO__LAT", "TAGS", "UPDATED_AT", "__LOADED_AT",
     ]  # fmt: skip
@@ -95,6 +88,7 @@ def test_upsert_newest_record_wins_across_batches_with_nested_arrays_and_tricky_
     assert len(rows) == 3 + len(TRICKY)
 
 
+@both_accounts
 def test_overwrite_replaces_the_rows_and_a_failed_run_keeps_the_old_ones(wh: Warehouse) -> None:
     props = {"id": {"type": "integer"}, "v": {"type": "string"}}
     wh.run(
@@ -111,7 +105,7 @@ def test_overwrite_replaces_the_rows_and_a_failed_run_keeps_the_old_ones(wh: War
         state_msg({"pos": 2}),
         record_msg("items", {"id": 5, "v": 5}),  # input line 5: not a string
     ]
-    line = _one_error_line(wh.cli(failing, load_method="overwrite", batch_size_rows=2))
+    line = one_error_line(wh.cli(failing, load_method="overwrite", batch_size_rows=2), wh.secrets)
     assert "stream 'items', input line 5: property 'v' is integer, but the schema says string" in line
     assert wh.rows("items", ["id", "v"]) == [(1, "old"), (2, "old")]
     assert wh.tables() == ["ITEMS"]  # the failed run's side table was dropped
@@ -120,6 +114,7 @@ def test_overwrite_replaces_the_rows_and_a_failed_run_keeps_the_old_ones(wh: War
     assert wh.rows("items", ["id", "v"]) == [(3, "new"), (4, "new")]
 
 
+@both_accounts
 def test_state_only_after_commit_and_never_after_a_failed_commit(wh: Warehouse) -> None:
     messages = [
         schema_msg("t", {"id": {"type": "integer"}, "n": {"type": ["integer", "null"]}}, ["id"]),
@@ -133,11 +128,13 @@ def test_state_only_after_commit_and_never_after_a_failed_commit(wh: Warehouse) 
         state_msg({"pos": 5}),
     ]
     result = wh.cli(messages, validate_records=False, batch_size_rows=2)
-    line = _one_error_line(result)
+    line = one_error_line(result, wh.secrets)
     assert result.states == [{"pos": 2}]  # the STATE after the failed batch, and every later one, never written
-    # (Snowflake says "Numeric value '…' is not recognized"; the emulator words error 100038 its own way.)
-    assert "stream 't', input lines 5-6: loading the batch failed: 100038: " in line
-    assert line.endswith("(nothing was committed)")
+    # Snowflake's COPY names the row and column it refused (the emulator words it so too: fakesnow_errors).
+    assert line.endswith(
+        "stream 't', input line 5, property 'n' (column N): loading the batch failed: 100038: Numeric value '…' is "
+        "not recognized (the batch of input lines 5-6; nothing was committed)"
+    )
     assert "not a number" not in result.stderr  # values are never logged
     assert wh.rows("t", ["id", "n"]) == [(1, 1), (2, 2)]
 
@@ -151,7 +148,7 @@ def test_bad_input_is_one_line_naming_stream_and_input_line(wh: Warehouse) -> No
     # Key-pair login (the emulator takes the JWT without verifying it): no line of the key in any output.
     pem = _encrypted_pem()
     result = wh.cli(messages, password=None, private_key=pem, private_key_passphrase=PASSPHRASE)
-    line = _one_error_line(result)
+    line = one_error_line(result)
     assert "stream 'people', input line 3: malformed JSON" in line
     for secret in (PASSPHRASE, *pem.splitlines()[1:-1]):
         assert secret not in result.stderr + result.stdout
@@ -163,12 +160,13 @@ def test_a_wrong_port_fails_at_start_up_in_one_line(wh: Warehouse) -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # closed again: nothing listens there
     result = wh.cli([schema_msg("x", {"id": {"type": "integer"}})], port=port)
-    line = _one_error_line(result)
+    line = one_error_line(result)
     assert "cannot connect to Snowflake (account 'fakesnow', user 'fake', auth `password`" in line
     assert "check `account` and `host` and `port` and `protocol`" in line
     assert wh.tables() == []  # nothing was created
 
 
+@both_accounts
 def test_state_follows_each_commit_while_the_input_continues(wh: Warehouse) -> None:
     """The tap is still running (stdin open): the STATE after a full batch comes out once that batch committed."""
     config = wh.tmp_path / "config.json"

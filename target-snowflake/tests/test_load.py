@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 from sf_helpers import WORKDIR, copy_rows, rows_of, table_load
+from sf_live import both_accounts
 
 from harborline_target_snowflake.connector import TypeOptions
-from harborline_target_snowflake.load import TableLoad, copy_text_to_csv
+from harborline_target_snowflake.load import CopyRejection, TableLoad, copy_rejection, copy_text_to_csv
 
 TRICKY_SCHEMA = {
     "properties": {
@@ -149,6 +150,7 @@ def _wide_schema(n: int) -> dict[str, Any]:
     return {"properties": {"id": {"type": "integer"}, **{f"c{i}": {"type": ["string", "null"]} for i in range(n - 1)}}}
 
 
+@both_accounts
 @pytest.mark.parametrize("mode", ["upsert", "append-only"])
 def test_statements_per_batch_do_not_depend_on_the_column_count(sf: tuple[Any, str], mode: str) -> None:
     conn, schema = sf
@@ -279,3 +281,68 @@ def test_a_later_schema_in_an_overwrite_run_evolves_the_side_table_too(sf: tuple
     later.load(conn, [copy_rows([[2, "b", 7, 1]])])
     later.finalize_overwrite(conn)
     assert rows_of(conn, schema, "owe", ["id", "v", "extra"], "id") == [(1, "a", None), (2, "b", 7)]
+
+
+_HINT = "  If you would like to continue loading when an error is encountered, use other values such as 'SKIP_FILE' ..."
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        # The forms Snowflake raises with ON_ERROR=ABORT_STATEMENT (from public logs of real accounts).
+        (
+            [
+                "Numeric value '7-' is not recognized",
+                "  File 'a/b.csv', line 2, character 17",
+                '  Row 1, column "ORDERS"["QUANTITY":4]',
+            ],
+            CopyRejection(1, "QUANTITY", 4),
+        ),
+        (
+            [
+                "Field delimiter ',' found while expecting record delimiter '\\n'",
+                "  File 'x.csv.gz', line 3, character 1",
+                '  Row 2 starts at line 2, column "T"["WE""IRD":12]',
+            ],
+            CopyRejection(2, 'WE"IRD', 12),
+        ),
+        (
+            [
+                "Number of columns in file (6) does not match that of the corresponding table (3)",
+                "  File 'address.csv.gz', line 3, character 1",
+                '  Row 7 starts at line 2, column "STG"[6]',
+            ],
+            CopyRejection(7, None, 6),
+        ),
+        (["Statement reached its statement or warehouse timeout of 60 second(s) and was canceled."], None),
+    ],
+)
+def test_copy_rejection_reads_row_and_column_from_snowflakes_message(
+    lines: list[str], expected: CopyRejection | None
+) -> None:
+    from snowflake.connector import errors  # noqa: PLC0415
+
+    message = "\n".join([*lines, _HINT])
+    assert copy_rejection(errors.ProgrammingError(msg=message, errno=100038, sqlstate="22018")) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "errno"),
+    [("1e", 100038), ("1" * 30, 100039)],  # not a number; 30 integer digits do not fit NUMBER(38,9)
+    ids=["not-a-number", "out-of-range"],
+)
+def test_a_refused_value_names_its_row_and_column(sf: tuple[Any, str], value: str, errno: int) -> None:
+    """The emulator answers as Snowflake does (fakesnow_errors): the row counts records, not lines."""
+    from snowflake.connector import errors  # noqa: PLC0415
+
+    conn, schema = sf
+    json_schema = {"properties": {"id": {"type": "integer"}, "s": {"type": "string"}, "n": {"type": "number"}}}
+    load = table_load(conn, schema, "rej", json_schema, keys=["id"])
+    with pytest.raises(errors.ProgrammingError) as info:
+        load.load(conn, [copy_rows([[1, "a\nb\nc", 1, 1], [2, "x", 2, 2], [3, "y", value, 3]])])
+    assert info.value.errno == errno
+    rejection = copy_rejection(info.value)
+    assert rejection == CopyRejection(3, "N", 3)
+    column = load.column_at(rejection)
+    assert column is not None
+    assert column.name == "n"
