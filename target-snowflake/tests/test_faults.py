@@ -117,7 +117,7 @@ def test_overwrite_failing_at_the_final_replace_keeps_the_previous_rows(wh: Ware
     assert line.endswith("(the table keeps its previous rows)")
     assert result.states == []  # STATE is held until the rows are replaced: none after the failure
     assert wh.rows("items", ["id", "v"]) == [(1, "old"), (2, "old")]
-    # The failed run's side table may stay behind: the next overwrite run replaces it and its rows never come back.
+    assert wh.tables() == ["ITEMS"]  # the failed run's side table is dropped
     assert wh.run(messages[:4], load_method="overwrite").states == [{"pos": 2}]
     assert wh.rows("items", ["id", "v"]) == [(3, "new"), (4, "new")]
     assert wh.tables() == ["ITEMS"]

@@ -361,6 +361,11 @@ class WarehouseTarget(HarborlinePluginMixin, Target, metaclass=abc.ABCMeta):
         """Commit everything, swap overwrite tables in, then emit the final STATE."""
         try:
             super().process_endofpipe()
+        except BaseException:
+            # A failed last commit or overwrite replace: the other sinks' work is rolled back and the overwrite side
+            # tables dropped, as after a failure while reading (the target tables keep their previous rows).
+            self.abandon_sinks()
+            raise
         finally:
             self.close_connections()
         self._sdc_received_at = None
