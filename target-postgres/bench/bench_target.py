@@ -4,8 +4,8 @@ Run through `nox -s bench` (it installs the peers in their own virtual environme
 hand: `python target-postgres/bench/bench_target.py --rows 1000000 --peer-rows 200000`.
 
 The stream is deterministic: 12 mixed columns with an integer key. The upsert variant repeats 30 % of keys; two more
-upsert variants key the same rows by a text column (ascending codes: the key watermark applies, as for the integer
-key) and by a composite (text, integer) key (every row staged).
+upsert variants key the same rows by a text column (ascending codes) and by a composite (text, integer) key whose
+integer part grows (the key watermark applies to both, as to the integer key).
 Figures: rows/s (wall clock of the whole process, start-up included; raw COPY and our target: the median of
 `--repeat` runs, each on a fresh table) and peak RSS (from wait4 of that process).
 """
@@ -286,7 +286,7 @@ def main() -> int:
                 except psycopg2.Error:
                     ok = False
                 results.append((f"{label} ({kind})" + ("" if ok else " (FAILED)"), args.peer_rows, secs, rss))
-        for shape in ("text", "composite"):  # text: the watermark applies; composite: every row staged
+        for shape in ("text", "composite"):
             stream, csv_path = work / f"upsert-{shape}.singer", work / f"upsert-{shape}.csv"
             keys = generate(stream, csv_path, args.rows, upsert=True, key_shape=shape)
             if shape == "text":  # the CSV of both shapes holds the same 15 columns

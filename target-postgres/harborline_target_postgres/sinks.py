@@ -301,22 +301,24 @@ class PostgresSink(WarehouseSink):
     def _highest_key(self, target: str) -> Any:
         """The table's highest key in the order the loader compares keys; ABOVE_ALL (no watermark) if too costly.
 
-        Integers: `max()` from the primary key's index. Text: in code-point order, which is UTF-8 byte order, i.e.
-        the "C" collation; the key's own index serves only when the column's collation is already C, else the
-        column is read once. That read is bounded (`WATERMARK_SECONDS`): past it every row takes the staging way,
-        as without a watermark, rather than delaying the run on a huge table.
+        One integer column: from the primary key's index. Text compares in code-point order, which is UTF-8 byte
+        order, i.e. the "C" collation, and a composite key in the watermark's column order: an index serves only
+        when it has that order, else the key columns are read once. That read is bounded (`WATERMARK_SECONDS`):
+        past it every row takes the staging way, as without a watermark, rather than delaying the run on a huge
+        table.
         """
         assert self.conn is not None  # noqa: S101 - called from _prepare_load
         assert self._watermark is not None  # noqa: S101
-        col = self.load_columns[self._watermark]
-        key = quote(col.name)
-        if col.type.kind is Kind.STRING:
-            key += ' COLLATE "C"'
+        columns = [self.load_columns[i] for i in self._watermark]
+        names = ", ".join(quote(c.name) for c in columns)
+        order = ", ".join(
+            quote(c.name) + (' COLLATE "C"' if c.type.kind is Kind.STRING else "") + " DESC NULLS LAST" for c in columns
+        )
         try:
             with self.conn.cursor() as cur:
                 cur.execute(f"SET LOCAL statement_timeout = {int(WATERMARK_SECONDS * 1000)}")
-                cur.execute(f"SELECT max({key}) FROM {target}")
-                top = cur.fetchone()[0]
+                cur.execute(f"SELECT {names} FROM {target} ORDER BY {order} LIMIT 1")
+                top = cur.fetchone()
         except psycopg2.errors.QueryCanceled:
             self.logger.info(
                 "Stream %r: reading the highest key of %s.%s took over %ss; every row takes the staging table",
@@ -325,10 +327,12 @@ class PostgresSink(WarehouseSink):
                 self.table_name,
                 WATERMARK_SECONDS,
             )
-            top = ABOVE_ALL
+            return ABOVE_ALL
         finally:
             self.conn.rollback()  # ends the read (and the SET LOCAL) before the session's own setup
-        return BELOW_ALL if top is None else top
+        if top is None:
+            return BELOW_ALL
+        return top[0] if len(top) == 1 else tuple(top)
 
     def _set_copy_sql(self, stage: str, plain_cols: str, cols: str) -> None:
         self._stage_copy_unsequenced = f"COPY {stage} ({plain_cols}) FROM STDIN"

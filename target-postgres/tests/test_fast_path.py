@@ -104,7 +104,9 @@ def _message(record: str, stream: str = "s") -> bytes:
 class Loop:
     """Calls a generated tight loop the way the sink does, collecting what it produces."""
 
-    def __init__(self, *, seq: bool = False, watermark: int | None = None, hi: object = float("-inf")) -> None:
+    def __init__(
+        self, *, seq: bool = False, watermark: tuple[int, ...] | None = None, hi: object = float("-inf")
+    ) -> None:
         loader = build_struct_loader(_plan(SCHEMA), [])
         assert loader is not None
         self.loader = loader
@@ -173,7 +175,7 @@ def test_tight_loop_stops_when_the_batch_or_chunk_is_full() -> None:
 
 def test_watermark_sends_only_keys_above_every_earlier_key_straight_to_the_table() -> None:
     """Keys above the watermark are new; any other (a repeat, or an older key) is held with its input line."""
-    loop = Loop(watermark=0, hi=5)
+    loop = Loop(watermark=(0,), hi=5)
     ids = [3, 6, 7, 6, 5, 9, 1]
     loop([_message(f'{{"id": {i}}}') for i in ids], first_line=20)
     assert [int(r.split("\t")[0]) for r in loop.rows] == [6, 7, 9]

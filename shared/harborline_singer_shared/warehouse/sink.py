@@ -66,6 +66,24 @@ class _Bound:
         return "ABOVE_ALL" if self._above else "BELOW_ALL"
 
 
+def _stored_key(key: Any) -> Any:
+    """A key as the table stores it, for the watermark's comparisons: NUL in text is stored as U+FFFD."""
+    if key.__class__ is str:
+        return key.replace("\x00", "\ufffd") if "\x00" in key else key
+    if key.__class__ is tuple:
+        return tuple(_stored_key(k) for k in key)
+    return key
+
+
+def _key_function(parts: list[Callable[[Any], Any]]) -> Callable[[Any], Any] | None:
+    """`record -> key` from one function per watermark column: the value itself for one, else the tuple."""
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return parts[0]
+    return lambda record: tuple(part(record) for part in parts)
+
+
 #: The (column kind, declared JSON types) of a key the watermark can order exactly as the server does.
 _WATERMARK_KINDS = {(Kind.INTEGER, frozenset({"integer"})), (Kind.STRING, frozenset({"string"}))}
 #: Below every key: the key watermark of an empty table.
@@ -110,7 +128,8 @@ class WarehouseSink(BatchSink):
         self._batch_rows = 0
         self._batch_bytes = 0
         self._lines = array("q")
-        self._watermark: int | None = None
+        #: The key columns (load column indexes) in the order the key watermark compares them; None: no watermark.
+        self._watermark: tuple[int, ...] | None = None
         self._watermark_lost = False
         self._hi: Any = BELOW_ALL
         self._seq = False
@@ -187,7 +206,7 @@ class WarehouseSink(BatchSink):
         key_names = [c.source.path[0] for c in self.plan.columns if c.is_key and c.source]
         self._required = [r for r in required if r not in key_names]
         self.mode = t.load_method_for(self)
-        self._watermark = self._watermark_column(loader)
+        self._watermark = self._watermark_columns(loader)
         # Staged rows carry their input line number as sequence: the newest record of a key wins.
         self._seq = self.mode != "append-only" and self._watermark is None
         self._version_field = self.versioned and not self.with_metadata
@@ -196,31 +215,34 @@ class WarehouseSink(BatchSink):
             self.run = loader.run_function(
                 self.stream_name, seq=self._seq, watermark=self._watermark, version=self._version_field
             )
-            self._keyof = loader.value_of(self._watermark) if self._watermark is not None else None
-        watermark_source = self.load_columns[self._watermark].source if self._watermark is not None else None
-        self._key_getter = make_getter(watermark_source.path) if watermark_source is not None else None
+            self._keyof = _key_function([loader.value_of(i) for i in self._watermark or ()])
+        paths = [self.load_columns[i].source.path for i in self._watermark or ()]  # type: ignore[union-attr]
+        self._key_getter = _key_function([make_getter(path) for path in paths])
         return loader
 
-    def _watermark_column(self, loader: StructLoader | None) -> int | None:
-        """The key column that makes new keys recognisable without asking the server, if the stream has one.
+    def _watermark_columns(self, loader: StructLoader | None) -> tuple[int, ...] | None:
+        """The key columns that make new keys recognisable without asking the server, if the stream's key allows.
 
-        Upserts keyed by one integer or plain text column: a key above every key the table held when the run
-        started and every key this run sent cannot exist in the table, so its row can go straight in (the cost of
-        an append); only the other rows take the staging table and the merge. Sources that number or name new rows
-        upwards (most of them: ids, `INV-000123` codes) load their new rows at append speed. Text keys compare in
-        code-point order, so the dialect must read the table's highest key in that order (byte order of UTF-8,
-        PostgreSQL's "C" collation). Only for dialects that say so (`supports_watermark`).
+        Upserts keyed by integer and plain text columns: a key above every key the table held when the run started
+        and every key this run sent cannot exist in the table, so its row can go straight in (the cost of an
+        append); only the other rows take the staging table and the merge. Sources that number or name new rows
+        upwards (most of them: ids, `INV-000123` codes) load their new rows at append speed. A composite key is
+        compared as a tuple, integer columns first (ids grow; a tenant or region column does not), then text, each
+        in key order: any fixed order is correct, this one finds the most new keys. Text compares in code-point
+        order, so the dialect must read the table's highest key in that order (byte order of UTF-8, PostgreSQL's
+        "C" collation). Only for dialects that say so (`supports_watermark`).
         """
         keys = [i for i, c in enumerate(self.load_columns) if c.is_key]
-        if not self.supports_watermark or loader is None or not self.typed or self.mode != "upsert" or len(keys) != 1:
+        if not self.supports_watermark or loader is None or not self.typed or self.mode != "upsert" or not keys:
             return None
-        col = self.load_columns[keys[0]]
-        if col.source is None:
-            return None
-        declared = frozenset(json_types(col.source.schema) - {"null"})
-        if (col.type.kind, declared) not in _WATERMARK_KINDS:
-            return None
-        return keys[0]
+        for i in keys:
+            col = self.load_columns[i]
+            if col.source is None:
+                return None
+            declared = frozenset(json_types(col.source.schema) - {"null"})
+            if (col.type.kind, declared) not in _WATERMARK_KINDS:
+                return None
+        return tuple(sorted(keys, key=lambda i: self.load_columns[i].type.kind is not Kind.INTEGER))
 
     # -- the record path -----------------------------------------------------------------------------------------
 
@@ -252,8 +274,8 @@ class WarehouseSink(BatchSink):
             row = f"{row[:-1]}\t{NULL if version is None else version}\n"
         if self._watermark_lost:
             self._hi = ABOVE_ALL
-        if key.__class__ is str and "\x00" in key:  # compared as stored: NUL in text is stored as U+FFFD
-            key = key.replace("\x00", "\ufffd")
+        if self._watermark is not None:
+            key = _stored_key(key)
         if self._watermark is not None and not key > self._hi:
             row = f"{row[:-1]}\t{line}\n"
             self._old_rows.append(row)

@@ -185,7 +185,7 @@ def _struct_run_source(
     numbers: set[int],
     *,
     seq: bool,
-    watermark: int | None,
+    watermark: tuple[int, ...] | None,
     version: bool = False,
 ) -> str:
     """Source of `run(...)`: the tight loop that turns consecutive RECORD lines of one stream into COPY rows.
@@ -193,9 +193,10 @@ def _struct_run_source(
     It decodes each line's whole message (envelope and record) in one msgspec call and stops at the first line it
     cannot take as it is: another message or stream, a decoding or type error, a missing key. That line goes back to
     the generic path, which handles it or reports it precisely. It also stops when the batch or the chunk is full.
-    With `watermark` (the index of an integer key column), a record whose key is above `hi` (every key the table
-    can hold so far) is new: its row goes to `append`, straight into the table; any other goes, with its input line
-    as sequence, to `append_old`, for the staging table and the merge. With `version` the message's table version
+    With `watermark` (the key columns' indexes, in the order they compare: one value, or a tuple), a record whose
+    key is above `hi` (every key the table can hold so far) is new: its row goes to `append`, straight into the
+    table; any other goes, with its input line as sequence, to `append_old`, for the staging table and the merge.
+    With `version` the message's table version
     follows the columns (ACTIVATE_VERSION); without it, a record that carries a version is handed back (the target
     then adds the version columns to the table).
     """
@@ -234,9 +235,12 @@ def _struct_run_source(
         lines += ["        append(row)", "        lines_append(line)"]
     else:
         # Keys are compared as stored: a NUL in text is stored as U+FFFD (so "a\0" and "a\uFFFD" are one key).
-        lines.append(f"        k = v{watermark}")
-        if columns[watermark].type.kind is Kind.STRING:
-            lines.append("        if '\\x00' in k: k = k.replace('\\x00', '\\ufffd')")
+        for j, i in enumerate(watermark):
+            lines.append(f"        w{j} = v{i}")
+            if columns[i].type.kind is Kind.STRING:
+                lines.append(f"        if '\\x00' in w{j}: w{j} = w{j}.replace('\\x00', '\\ufffd')")
+        parts = [f"w{j}" for j in range(len(watermark))]
+        lines.append(f"        k = {parts[0] if len(parts) == 1 else '(' + ', '.join(parts) + ')'}")
         lines += [
             "        if k > hi:",
             "            hi = k",
@@ -296,7 +300,7 @@ class StructLoader:
         return self._compile("\n".join([*lines, "    return v"]) + "\n", "value_of")  # type: ignore[no-any-return]
 
     def run_function(
-        self, stream: str, *, seq: bool, watermark: int | None = None, version: bool = False
+        self, stream: str, *, seq: bool, watermark: tuple[int, ...] | None = None, version: bool = False
     ) -> Callable[..., Any]:
         """The tight loop for `stream` (see `_struct_run_source`); `seq` adds the input line as last field."""
         envelope = msgspec.defstruct(

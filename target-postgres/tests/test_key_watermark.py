@@ -1,9 +1,10 @@
-"""The key watermark for a text key: new keys go straight into the table, compared in code-point order.
+"""The key watermark for text and composite keys: new keys go straight into the table.
 
 A key above the table's highest key (read at start-up) and above every key this run sent cannot be in the table,
 so its row is COPY'd straight in; every other row takes the staging table and the merge. For text that order must
 be the one Python compares strings in (code points, i.e. UTF-8 bytes, PostgreSQL's "C" collation), whatever the
-column's own collation: else an existing key could be taken for a new one.
+column's own collation: else an existing key could be taken for a new one. A composite key compares as a tuple,
+integer columns first. (The integer key's own tests are in test_load_methods.py and test_fast_path.py.)
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ def _listen(target: Any, messages: list[Any], seen: dict[str, Any]) -> list[Any]
 
     def lines() -> Iterator[str]:
         yield json.dumps(messages[0]) + "\n"
-        sink = target.get_sink("codes")  # the SCHEMA line has been processed when the next line is asked for
+        # The SCHEMA line has been processed when the next line is asked for.
+        sink = target.get_sink(messages[0]["stream"])
         seen.update(watermark=sink._watermark, hi=sink._hi)
         for msg in messages[1:]:
             yield json.dumps(msg) + "\n"
@@ -59,7 +61,7 @@ def test_text_keys_take_the_watermark_and_the_newest_record_of_each_key_wins(db,
         expected[key] = f"v{n}"
     seen: dict[str, Any] = {}
     states = _listen(db.target(batch_size_rows=3), messages, seen)
-    assert seen == {"watermark": 0, "hi": "INV-0005"}
+    assert seen == {"watermark": (0,), "hi": "INV-0005"}
     assert db.rows("codes", "code, v", order='code COLLATE "C"') == sorted(expected.items())
     assert states[-1] == len(keys) - 1
     assert REDO_WARNING not in caplog.text
@@ -128,7 +130,7 @@ def test_a_highest_key_read_that_takes_too_long_is_given_up_and_every_row_staged
             deadline = time.monotonic() + 120  # a safety net against a hung test, not what the test waits on
             waited = False
             while time.monotonic() < deadline:
-                reading = [q for q, wait in _backend_queries(db.dbname) if q.startswith("SELECT max(") and wait]
+                reading = [q for q, wait in _backend_queries(db.dbname) if q.endswith(" LIMIT 1") and wait]
                 if reading:
                     waited = True
                 elif waited:
@@ -158,3 +160,51 @@ def test_a_text_key_with_another_declared_type_takes_no_watermark(db):
     seen: dict[str, Any] = {}
     _listen(db.target(), [schema, record_msg("codes", {"code": "1", "v": "a"})], seen)
     assert seen["watermark"] is None
+
+
+TENANT_KEYED = schema_msg(
+    "orders",
+    {"tenant": {"type": "string"}, "local_id": {"type": "integer"}, "v": {"type": "string"}},
+    ["tenant", "local_id"],
+)
+
+
+def order(tenant: str, local_id: int, v: str) -> dict[str, Any]:
+    return record_msg("orders", {"tenant": tenant, "local_id": local_id, "v": v})
+
+
+def test_a_composite_key_compares_integer_columns_first_and_the_newest_record_wins(db, caplog):
+    """Keys (tenant, local_id) with local_id growing across tenants: in (local_id, tenant) order they grow, so new
+    ones go straight in; repeats, older keys and a NUL (stored as U+FFFD) take the merge."""
+    db.run([TENANT_KEYED, order("t1", 5, "old"), order("t9", 2, "old")])
+    messages: list[Any] = [TENANT_KEYED]
+    expected = {("t1", 5): "old", ("t9", 2): "old"}
+    keys = [("t0", 6), ("t2", 6), ("t1", 7), ("t1", 5), ("t0", 6), ("t9", 1), ("a\u0000", 8), ("a\ufffd", 8), ("t2", 9)]
+    for n, (tenant, local_id) in enumerate(keys):
+        messages += [order(tenant, local_id, f"v{n}"), state_msg(n)]
+        expected[(tenant.replace("\u0000", "\ufffd"), local_id)] = f"v{n}"
+    seen: dict[str, Any] = {}
+    states = _listen(db.target(batch_size_rows=3), messages, seen)
+    assert seen == {"watermark": (1, 0), "hi": (5, "t1")}  # (local_id, tenant): the table's highest is (5, 't1')
+    rows = db.rows("orders", "tenant, local_id, v", order='tenant COLLATE "C", local_id')
+    assert rows == sorted((t, i, v) for (t, i), v in expected.items())
+    assert states[-1] == len(keys) - 1
+    assert REDO_WARNING not in caplog.text
+
+
+def test_another_writer_taking_a_new_composite_key_redoes_the_batch_the_staging_way(db, caplog):
+    db.run([TENANT_KEYED, order("t1", 1, "a")])
+    target = db.target(batch_size_rows=2)
+
+    def lines() -> Iterator[str]:
+        yield json.dumps(TENANT_KEYED) + "\n"  # the sink reads the highest key, (1, 't1'), here
+        db.execute(f"INSERT INTO \"{db.schema}\".orders (tenant, local_id, v) VALUES ('t0', 3, 'other writer')")
+        for msg in (order("t0", 2, "b"), order("t0", 3, "c"), state_msg(1), order("t1", 1, "A"), state_msg(2)):
+            yield json.dumps(msg) + "\n"
+
+    out = io.StringIO()
+    with redirect_stdout(out):
+        target.listen(lines())
+    assert db.rows("orders", "tenant, local_id, v") == [("t0", 2, "b"), ("t0", 3, "c"), ("t1", 1, "A")]
+    assert REDO_WARNING in caplog.text
+    assert [json.loads(x) for x in out.getvalue().splitlines()] == [1, 2]
