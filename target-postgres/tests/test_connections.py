@@ -17,7 +17,18 @@ from typing import Any
 
 import psycopg2
 import pytest
-from tp_helpers import SERVER, Db, cli_argv, cli_env, lines_of, new_database, new_schema, record_msg, schema_msg
+from tp_helpers import (
+    SERVER,
+    Db,
+    cli_argv,
+    cli_env,
+    cli_popen,
+    lines_of,
+    new_database,
+    new_schema,
+    record_msg,
+    schema_msg,
+)
 from tp_helpers import state_msg as state
 
 #: A safety net for a hung process only: every wait below ends on an event long before this.
@@ -51,7 +62,7 @@ class Live:
     def __init__(self, config: dict[str, Any], tmp_path: Path, env: dict[str, str] | None = None) -> None:
         path = tmp_path / f"config-{uuid.uuid4().hex[:6]}.json"
         path.write_text(json.dumps(config))
-        self.proc = subprocess.Popen(
+        self.proc = cli_popen(
             [*cli_argv(), "--config", str(path)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

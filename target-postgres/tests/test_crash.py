@@ -24,7 +24,7 @@ from pathlib import Path
 
 import psycopg2
 import pytest
-from tp_helpers import Db, cli_argv, cli_env, new_schema, record_msg, schema_msg, shared_database, state_msg
+from tp_helpers import Db, cli_argv, cli_env, cli_popen, new_schema, record_msg, schema_msg, shared_database, state_msg
 
 TRIALS = 20
 SEED = 20261124
@@ -88,7 +88,7 @@ def killed_run(db: Db, text: bytes, cut: int, trigger: str, *, full_batch_rows: 
     argv = [*cli_argv(), "--config", str(db.config_file(batch_size_rows=BATCH))]
     log = db.tmp_path / f"{db.schema}.log"
     with log.open("wb") as stderr:
-        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=cli_env())
+        proc = cli_popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=cli_env())
     out: list[bytes] = []  # stdout lines, appended one by one as they come (the "states" trigger counts them)
 
     def read_stdout() -> None:

@@ -28,6 +28,7 @@ from tp_helpers import (
     Db,
     cli_argv,
     cli_env,
+    cli_popen,
     lines_of,
     new_database,
     new_schema,
@@ -56,7 +57,7 @@ class Piped:
 
     def __init__(self, db: Db, **overrides: Any) -> None:
         argv = [*cli_argv(), "--config", str(db.config_file(**overrides))]
-        self.proc = subprocess.Popen(
+        self.proc = cli_popen(
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env()
         )
         self.states: list[Any] = []

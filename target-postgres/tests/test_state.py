@@ -9,7 +9,7 @@ import subprocess
 import threading
 from contextlib import redirect_stdout
 
-from tp_helpers import cli_argv, cli_env, lines_of, record_msg, schema_msg, state_msg
+from tp_helpers import cli_argv, cli_env, cli_popen, lines_of, record_msg, schema_msg, state_msg
 
 SCHEMA_S = schema_msg("s", {"id": {"type": "integer"}, "v": {"type": "string"}}, ["id"])
 SCHEMA_T = schema_msg("t", {"id": {"type": "integer"}}, [])
@@ -25,7 +25,7 @@ class LiveTarget:
     def __init__(self, db, *, merge_stderr: bool = False, **overrides) -> None:
         argv = [*cli_argv(), "--config", str(db.config_file(**overrides))]
         stderr = subprocess.STDOUT if merge_stderr else subprocess.PIPE
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=cli_env())
+        self.proc = cli_popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=cli_env())
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.stderr = b""
         threading.Thread(target=self._read_stdout, daemon=True).start()

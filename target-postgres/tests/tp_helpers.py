@@ -25,6 +25,7 @@ from harborline_singer_shared.rules import Kind, is_null_only
 from harborline_singer_shared.testing.postgres import PostgresServer
 from harborline_singer_shared.testing.warehouse import Messages, WarehouseProbe
 from harborline_singer_shared.testing.warehouse import RunResult as ProbeRunResult
+from harborline_singer_shared.testing.zygote import ForkedProcess, Zygote
 from harborline_target_postgres.target import TargetPostgres
 
 SERVER = PostgresServer().start()  # stopped by its atexit hook
@@ -141,8 +142,8 @@ class Db:
             data = messages
         else:
             data = (messages if isinstance(messages, str) else lines_of(messages)).encode("utf-8")
-        argv = [*cli_argv(), "--config", str(self.config_file(**overrides)), *(args or [])]
-        proc = subprocess.run(argv, input=data, capture_output=True, timeout=timeout, check=False, env=cli_env(env))
+        args = ["--config", str(self.config_file(**overrides)), *(args or [])]
+        proc = CLI.run(args, input=data, timeout=timeout, env=cli_env(env))
         return RunResult(
             proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace"), proc.returncode
         )
@@ -217,8 +218,20 @@ class Db:
             self._conn.close()
 
 
+#: `python -m harborline_target_postgres` runs, forked from one interpreter that imported the target once (about
+#: 1 s saved per run; see the zygote module). test_docs runs the installed console script.
+CLI = Zygote("harborline_target_postgres")
+
+
 def cli_argv() -> list[str]:
     return [sys.executable, "-m", "harborline_target_postgres"]
+
+
+def cli_popen(argv: list[str], **kwargs: Any) -> ForkedProcess | subprocess.Popen[bytes]:
+    """`subprocess.Popen(argv, **kwargs)` for `argv = [*cli_argv(), ...]` (bytes pipes), forked by `CLI`."""
+    prefix = cli_argv()
+    assert argv[: len(prefix)] == prefix, argv
+    return CLI.popen(argv[len(prefix) :], **kwargs)
 
 
 def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -16,8 +16,9 @@ from harborline_target_snowflake import connector
 from harborline_target_snowflake.connector import TypeOptions
 from harborline_target_snowflake.load import SEQ_COLUMN, TableLoad
 
-#: Fail fast against the emulator (it answers unsupported statements with HTTP 500, retried until these run out).
-TEST_TIMEOUTS = {"login_timeout": 5, "network_timeout": 10, "socket_timeout": 5}
+#: Bound the connector's retries against the emulator (it answers unsupported statements with HTTP 500, retried
+#: until these run out), with room for a loaded CI machine (two suites run at once): a safety net, not a test.
+TEST_TIMEOUTS = {"login_timeout": 30, "network_timeout": 60, "socket_timeout": 30}
 TIMESTAMP_COLUMN = "__loaded_at"
 #: Where test loads write their batch files (each is deleted after its load; the folder at exit).
 WORKDIR = Path(tempfile.mkdtemp(prefix="target-snowflake-tests-"))

@@ -5,8 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import subprocess
-import sys
 import uuid
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -16,8 +14,13 @@ import sf_live
 import sf_server
 from sf_helpers import TEST_TIMEOUTS, session_parameters_for_tests
 
+from harborline_singer_shared.testing.zygote import Zygote
 from harborline_target_snowflake import connector
 from harborline_target_snowflake.target import TargetSnowflake
+
+#: `python -m harborline_target_snowflake` runs, forked from one interpreter that imported the target once (the
+#: connector alone takes 1.5 s to import; see the zygote module). test_cli starts one run as a plain subprocess.
+CLI = Zygote("harborline_target_snowflake")
 
 
 def lines_of(messages: list[Any]) -> str:
@@ -122,9 +125,7 @@ class Warehouse:
             data = (messages if isinstance(messages, str) else lines_of(messages)).encode("utf-8")
         path = self.tmp_path / f"config-{uuid.uuid4().hex[:6]}.json"
         path.write_text(json.dumps(self.config(**overrides)))
-        env = cli_env()
-        argv = [sys.executable, "-m", "harborline_target_snowflake", "--config", str(path)]
-        proc = subprocess.run(argv, input=data, capture_output=True, timeout=timeout, check=False, env=env)
+        proc = CLI.run(["--config", str(path)], input=data, timeout=timeout, env=cli_env())
         return RunResult(
             proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace"), proc.returncode
         )

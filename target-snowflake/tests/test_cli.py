@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -171,7 +172,8 @@ def test_state_follows_each_commit_while_the_input_continues(wh: Warehouse) -> N
     """The tap is still running (stdin open): the STATE after a full batch comes out once that batch committed."""
     config = wh.tmp_path / "config.json"
     config.write_text(json.dumps(wh.config(batch_size_rows=2)))
-    argv = [sys.executable, "-m", "harborline_target_snowflake", "--config", str(config)]
+    # The installed console script, as a user runs it (the other CLI runs are forked by st_helpers.CLI).
+    argv = [str(Path(sys.executable).with_name("target-snowflake")), "--config", str(config)]
     proc = subprocess.Popen(
         argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env(), text=True
     )

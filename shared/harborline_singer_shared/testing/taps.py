@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import yaml  # type: ignore[import-untyped]  # PyYAML (a singer-sdk dependency) ships no types
 
 from harborline_singer_shared.retry import Clock, ManualClock
+from harborline_singer_shared.testing.zygote import Zygote
 
 if TYPE_CHECKING:
     import pytest
@@ -59,6 +60,8 @@ SETTINGS_START, SETTINGS_END = "<!-- settings:start -->", "<!-- settings:end -->
 #: Variables that would hand a developer's real settings to a child process.
 _PLUGIN_ENV_PREFIXES = ("TAP_", "TARGET_", "MELTANO_", "HARBORLINE_")
 _PSEUDONYMIZATION_KEY_ENV = "HARBORLINE_PSEUDONYMIZATION_KEY"
+#: One zygote per plugin module, started at its first CLI run (`run_plugin_cli`).
+_ZYGOTES: dict[str, Zygote] = {}
 
 
 # --- running a sync in-process -------------------------------------------------------------------------------------
@@ -159,23 +162,34 @@ def run_plugin_cli(
     clear_prefixes: tuple[str, ...] = (),
     env: Mapping[str, str] | None = None,
     timeout: float = 300,
+    plain: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     """``python -m <module> <args>`` as a real process (text output captured, never raising on its exit code).
 
     Variables starting with ``clear_prefixes`` (a developer's real settings) are removed from the environment,
-    then ``env`` is added. ``timeout`` is a safety net for a hung process only.
+    then ``env`` is added. ``timeout`` is a safety net for a hung process only. The process is forked by a zygote
+    that imported the module once (see ``zygote``), or, with ``plain``, started from scratch.
     """
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(clear_prefixes)} if clear_prefixes else None
     if env:
         full_env = {**(full_env if full_env is not None else os.environ), **env}
-    return subprocess.run(  # noqa: S603 - the test's own interpreter and arguments
-        [sys.executable, "-m", module, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=full_env,
-        check=False,
-    )
+    if plain:
+        return subprocess.run(  # noqa: S603 - the test's own interpreter and arguments
+            [sys.executable, "-m", module, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=full_env,
+            check=False,
+        )
+    zygote = _ZYGOTES.setdefault(module, Zygote(module))
+    done = zygote.run(args, env=full_env, timeout=timeout)
+    return subprocess.CompletedProcess(done.args, done.returncode, _text(done.stdout), _text(done.stderr))
+
+
+def _text(output: bytes) -> str:
+    """Bytes decoded as ``subprocess.run(text=True)`` decodes them (locale encoding, universal newlines)."""
+    return io.TextIOWrapper(io.BytesIO(output)).read()
 
 
 def clear_developer_env(monkeypatch: pytest.MonkeyPatch, prefix: str) -> None:
