@@ -1,12 +1,12 @@
-"""One batch into Snowflake: COPY-text rows to a gzip CSV file, PUT, COPY into staging, ONE MERGE, COMMIT.
+"""One batch into Snowflake: CSV rows to a gzip file, PUT, COPY into staging, ONE MERGE, COMMIT.
 
 In full: file -> PUT -> COPY into a temporary staging table -> ONE MERGE (keyed) or INSERT ... SELECT -> COMMIT.
 
-The shared loader builds rows in PostgreSQL COPY text (tab-separated, `\\N` for NULL, `\\t \\n \\r \\\\` escaped).
-Snowflake's CSV reader can un-escape unenclosed fields, but the emulator cannot, and the two disagree on other
-escapes, so each chunk is re-encoded with a few whole-buffer byte replacements (no per-field Python work) into the
-one CSV form both read identically: every value enclosed in `"` (embedded `"` doubled, tabs and newlines raw inside
-the quotes), NULL an empty unenclosed field, the empty string `""`.
+The shared loader builds the rows directly in the one CSV form Snowflake and the emulator read identically
+(`SNOWFLAKE_ROWS`, the shared `QUOTED_CSV`): tab-separated, every text value enclosed in `"` (embedded `"` doubled;
+tabs, newlines and backslashes raw inside the quotes), NULL an empty unenclosed field, the empty string `""`,
+numbers and booleans unenclosed. Escaped unenclosed fields are avoided: the emulator cannot un-escape them, and the
+two disagree on escapes. The batch file is only compressed here, never re-encoded.
 
 Statements per batch do not depend on the column count: PUT, TRUNCATE (staging), COPY, BEGIN, MERGE or INSERT,
 COMMIT. Only the target table is written inside the transaction; the staging table is a temporary table of this
@@ -16,17 +16,18 @@ session, created with the DDL before any data transaction (DDL commits an open t
 from __future__ import annotations
 
 import contextlib
-import gzip
 import re
 import shutil
 import tempfile
 import uuid
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harborline_singer_shared.rules import ColumnPlan, Kind
+from harborline_singer_shared.warehouse.rows import QUOTED_CSV, with_integer_limit
 from harborline_target_snowflake.connector import (
     TypeOptions,
     qualified,
@@ -41,7 +42,8 @@ SEQ_COLUMN = "__hl_seq"
 LOAD_METHODS = ("append-only", "upsert", "overwrite")
 
 #: How the staged file is read. NULL_IF=() so that no string value is ever read as NULL: NULL is only the empty
-#: unenclosed field. ESCAPE_UNENCLOSED_FIELD=NONE: unenclosed fields are always empty, nothing to un-escape.
+#: unenclosed field. ESCAPE_UNENCLOSED_FIELD=NONE: nothing is un-escaped (an unenclosed field is empty, a number, a
+#: boolean or plain ASCII text without a backslash or quote; `SNOWFLAKE_ROWS` encloses any other text).
 FILE_FORMAT = (
     "TYPE=CSV FIELD_DELIMITER='\\t' FIELD_OPTIONALLY_ENCLOSED_BY='\"' ESCAPE_UNENCLOSED_FIELD=NONE "
     "EMPTY_FIELD_AS_NULL=TRUE NULL_IF=() COMPRESSION=GZIP"
@@ -53,6 +55,14 @@ STAGE_NAME = re.compile(r'[A-Za-z0-9_$."]+')
 _COPY_ROW = re.compile(
     r'^\s*Row (\d+)(?: starts at line \d+)?, column "(?:[^"]|"")*"\[(?:"((?:[^"]|"")*)":)?(\d+)\]', re.MULTILINE
 )
+#: NUMBER(38,0), Snowflake's integer type, holds 38 digits: a longer integer is refused while the row is built.
+MAX_INTEGER_DIGITS = 38
+#: How the shared loader builds this target's rows: the CSV `FILE_FORMAT` reads, integers checked.
+SNOWFLAKE_ROWS = with_integer_limit(QUOTED_CSV, MAX_INTEGER_DIGITS)
+#: Compression level of the batch files: 1 keeps compressing (off the main thread) ahead of building rows.
+GZIP_LEVEL = 1
+#: Bytes of rows compressed per call: few calls (zlib releases the GIL for each), little extra memory.
+COMPRESS_BYTES = 1024 * 1024
 
 
 class BatchLoadError(RuntimeError):
@@ -78,43 +88,29 @@ def copy_rejection(exc: BaseException) -> CopyRejection | None:
     return CopyRejection(int(match.group(1)), column, int(match.group(3)))
 
 
-def copy_text_to_csv(chunk: bytes) -> bytes:
-    """Re-encode whole COPY-text rows (the chunk ends with a newline) as the CSV form `FILE_FORMAT` reads.
-
-    Byte-level, in C: a raw tab or newline in COPY text is always a delimiter, and a single backslash is always
-    the start of an escape (a literal one is `\\\\`), so `"\\N"` after wrapping can only be a whole NULL field.
-    COPY text never holds a raw NUL byte (PostgreSQL refuses it too), which makes NUL a safe placeholder.
-    """
-    if not chunk:
-        return b""
-    if not chunk.endswith(b"\n"):
-        msg = "a COPY-text chunk must hold whole rows (end with a newline)"
-        raise ValueError(msg)
-    data = chunk.replace(b'"', b'""').replace(b"\t", b'"\t"').replace(b"\n", b'"\n"')
-    data = b'"' + data[:-1]  # open the first field; drop the quote opened after the last newline
-    data = data.replace(b'"\\N"', b"")  # NULL: an empty unenclosed field
-    if b"\\" not in data:  # most chunks: nothing escaped, skip five passes
-        return data
-    return (
-        data.replace(b"\\\\", b"\x00")
-        .replace(b"\\t", b"\t")
-        .replace(b"\\n", b"\n")
-        .replace(b"\\r", b"\r")
-        .replace(b"\x00", b"\\")
-    )
-
-
 def write_batch_file(chunks: Iterable[bytes], path: Path) -> int:
-    """Write the chunks, re-encoded, to a gzip file; returns the bytes before compression.
+    """Write the batch's rows (whole rows per chunk, as the shared loader built them) to a gzip file.
 
-    Level 1: compressing must keep up with the Python side building rows.
+    Returns the bytes before compression. Runs in the commit thread: chunks are joined into pieces of about
+    `COMPRESS_BYTES`, so zlib (which releases the GIL while it works) runs in few long calls beside the main thread,
+    instead of taking the GIL back after each small chunk.
     """
     size = 0
-    with gzip.open(path, "wb", compresslevel=1) as fh:
+    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # 16+: gzip header and trailer
+    with path.open("wb") as fh:
+        piece: list[bytes] = []
+        held = 0
         for chunk in chunks:
-            data = copy_text_to_csv(chunk)
-            size += len(data)
-            fh.write(data)
+            piece.append(chunk)
+            held += len(chunk)
+            if held >= COMPRESS_BYTES:
+                fh.write(compressor.compress(b"".join(piece)))
+                size += held
+                piece, held = [], 0
+        if piece:
+            fh.write(compressor.compress(b"".join(piece)))
+            size += held
+        fh.write(compressor.flush())
     return size
 
 
@@ -294,7 +290,7 @@ class TableLoad:
 
         Args:
             conn: an autocommit connection on which `prepare` ran (the staging table is session-local).
-            chunks: COPY-text rows (whole rows per chunk).
+            chunks: rows in `SNOWFLAKE_ROWS` form (whole rows per chunk).
             rows: how many rows the chunks hold; when given, COPY must load exactly that many.
         """
         batch = uuid.uuid4().hex

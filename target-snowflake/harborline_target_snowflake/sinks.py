@@ -1,6 +1,6 @@
 """The Snowflake sink: the shared record path, batches staged as files and committed by one MERGE each.
 
-Per batch and per stream, one transaction: the COPY-text rows the shared loader built (kept in memory, bounded by
+Per batch and per stream, one transaction: the CSV rows the shared loader built (kept in memory, bounded by
 `batch_size_bytes`) become a gzip CSV file, PUT to the stage, COPY'd into a temporary staging table, then ONE
 `MERGE` (keyed upsert, newest record per key) or `INSERT ... SELECT`, then COMMIT (`load.TableLoad`). The batch is
 handed to a commit thread while the next one is read; the target's `StateEmitter` writes a STATE only once every
@@ -11,6 +11,8 @@ connection; any other error is one line naming stream and input lines, and no la
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import itertools
 import threading
 import time
@@ -25,7 +27,7 @@ from harborline_singer_shared.rules import ColumnPlan, TablePlan, plan_table
 from harborline_singer_shared.warehouse.errors import RecordTypeError, TargetLoadError
 from harborline_singer_shared.warehouse.sink import VERSION_COLUMN, WarehouseSink
 from harborline_target_snowflake import connector
-from harborline_target_snowflake.load import SEQ_COLUMN, BatchLoadError, TableLoad, copy_rejection, copy_text_to_csv
+from harborline_target_snowflake.load import SEQ_COLUMN, SNOWFLAKE_ROWS, BatchLoadError, TableLoad, copy_rejection
 
 if TYPE_CHECKING:
     from harborline_target_snowflake.pool import PooledConnection
@@ -73,6 +75,7 @@ class SnowflakeSink(WarehouseSink):
 
     target: TargetSnowflake
     supports_watermark = False  # every keyed row goes through staging and the MERGE
+    row_format = SNOWFLAKE_ROWS  # rows built as the CSV the COPY reads; integers past NUMBER(38,0) refused
 
     def __init__(self, target: TargetSnowflake, stream_name: str, schema: dict[str, Any], key_properties: Any) -> None:
         super().__init__(target, stream_name, schema, key_properties)
@@ -213,21 +216,28 @@ class SnowflakeSink(WarehouseSink):
         self._data.append(data)
 
     def _refuse_oversized(self, data: bytes, first: int) -> None:
-        """A value over Snowflake's 16 MB limit (VARCHAR and VARIANT) stops the run naming stream, line, property."""
+        """A value over Snowflake's 16 MB limit (VARCHAR and VARIANT) stops the run naming stream, line, property.
+
+        Only for a chunk this long, so a real CSV reader can afford to find the rows (values may hold newlines).
+        """
         names = [*(".".join(c.source.path) if c.source else c.name for c in self.load_columns), "?", "?"]
-        for k, row in enumerate(data.split(b"\n")):
-            if len(row) <= connector.MAX_VARCHAR:
-                continue
-            for i, field in enumerate(row.split(b"\t")):
-                value = copy_text_to_csv(field + b"\n")
-                if len(value) - 3 > connector.MAX_VARCHAR:  # less the enclosing quotes and the newline
-                    line = self._lines[first + k] if first + k < len(self._lines) else "?"
-                    msg = (
-                        f"stream {self.stream_name!r}, input line {line}: property {names[i]!r} holds "
-                        f"{len(value) - 3:,} bytes, over Snowflake's limit of {connector.MAX_VARCHAR:,} (16 MB) "
-                        "for one value; nothing of the batch was committed"
-                    )
-                    raise RecordTypeError(msg)
+        limit = csv.field_size_limit()
+        csv.field_size_limit(len(data) + 1)
+        try:
+            rows = csv.reader(io.StringIO(data.decode("utf-8"), newline=""), delimiter="\t", quotechar='"', strict=True)
+            for k, row in enumerate(rows):
+                for i, value in enumerate(row):
+                    size = len(value.encode("utf-8"))
+                    if size > connector.MAX_VARCHAR:
+                        line = self._lines[first + k] if first + k < len(self._lines) else "?"
+                        msg = (
+                            f"stream {self.stream_name!r}, input line {line}: property {names[i]!r} holds "
+                            f"{size:,} bytes, over Snowflake's limit of {connector.MAX_VARCHAR:,} (16 MB) "
+                            "for one value; nothing of the batch was committed"
+                        )
+                        raise RecordTypeError(msg)
+        finally:
+            csv.field_size_limit(limit)
 
     # -- committing ----------------------------------------------------------------------------------------------
 

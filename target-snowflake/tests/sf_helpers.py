@@ -1,4 +1,4 @@
-"""Test helpers: COPY-text rows as the shared loader builds them, plans for a schema, reading tables back."""
+"""Test helpers: CSV rows as the shared loader builds them, plans for a schema, reading tables back."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 from harborline_singer_shared.rules import ColumnType, Kind, TablePlan, plan_table
 from harborline_target_snowflake import connector
 from harborline_target_snowflake.connector import TypeOptions
-from harborline_target_snowflake.load import SEQ_COLUMN, TableLoad
+from harborline_target_snowflake.load import SEQ_COLUMN, SNOWFLAKE_ROWS, TableLoad
 
 #: Bound the connector's retries against the emulator (it answers unsupported statements with HTTP 500, retried
 #: until these run out), with room for a loaded CI machine (two suites run at once): a safety net, not a test.
@@ -23,7 +23,6 @@ TIMESTAMP_COLUMN = "__loaded_at"
 #: Where test loads write their batch files (each is deleted after its load; the folder at exit).
 WORKDIR = Path(tempfile.mkdtemp(prefix="target-snowflake-tests-"))
 atexit.register(shutil.rmtree, WORKDIR, ignore_errors=True)
-_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
 def session_parameters_for_tests(settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -34,20 +33,20 @@ def session_parameters_for_tests(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def copy_field(value: Any) -> str:
-    """One value in PostgreSQL COPY text, as the shared row builder writes it."""
+    """One value in the CSV form the shared row builder writes for this target (`SNOWFLAKE_ROWS`)."""
     if value is None:
-        return "\\N"
+        return SNOWFLAKE_ROWS.null
     if value is True or value is False:
         return "t" if value else "f"
     if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False).translate(_ESCAPES)
+        return SNOWFLAKE_ROWS.text(json.dumps(value, ensure_ascii=False))
     if isinstance(value, (int, decimal.Decimal)):
         return str(value)
-    return str(value).translate(_ESCAPES)
+    return SNOWFLAKE_ROWS.text(str(value))
 
 
 def copy_rows(rows: Sequence[Sequence[Any]]) -> bytes:
-    """Whole rows as one COPY-text chunk."""
+    """Whole rows as one chunk, as the sink hands them to `TableLoad.load`."""
     return "".join("\t".join(copy_field(v) for v in row) + "\n" for row in rows).encode("utf-8")
 
 

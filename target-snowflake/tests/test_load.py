@@ -12,7 +12,7 @@ from sf_helpers import WORKDIR, copy_rows, rows_of, table_load
 from sf_live import both_accounts
 
 from harborline_target_snowflake.connector import TypeOptions
-from harborline_target_snowflake.load import CopyRejection, TableLoad, copy_rejection, copy_text_to_csv
+from harborline_target_snowflake.load import CopyRejection, TableLoad, copy_rejection
 
 TRICKY_SCHEMA = {
     "properties": {
@@ -49,16 +49,6 @@ TRICKY_STRINGS = [
     "\\N\t\\N",
     "ends with backslash\\",
 ]
-
-
-def test_copy_text_to_csv_quotes_every_value_and_leaves_null_unenclosed() -> None:
-    chunk = copy_rows([[None, "", 'a"b', "x\ty\nz\\", "\\N"]])
-    assert copy_text_to_csv(chunk) == b'\t""\t"a""b"\t"x\ty\nz\\"\t"\\N"\n'
-
-
-def test_copy_text_to_csv_refuses_a_partial_row() -> None:
-    with pytest.raises(ValueError, match="whole rows"):
-        copy_text_to_csv(b"1\tabc")
 
 
 def test_tricky_values_round_trip_exactly(sf: tuple[Any, str]) -> None:

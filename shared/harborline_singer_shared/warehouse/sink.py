@@ -22,9 +22,11 @@ from singer_sdk.sinks import BatchSink
 from harborline_singer_shared.rules import ColumnPlan, ColumnType, Kind, TablePlan, make_getter
 from harborline_singer_shared.warehouse.errors import RecordTypeError, TargetLoadError
 from harborline_singer_shared.warehouse.rows import (
-    NULL,
+    COPY_TEXT,
     Mismatch,
     MissingKey,
+    OutOfRange,
+    RowFormat,
     build_row_function,
     column_converter,
     json_types,
@@ -103,6 +105,8 @@ class WarehouseSink(BatchSink):
     target: WarehouseTarget
     #: Whether this dialect can load rows of new integer keys straight into the table (see `_watermark_column`).
     supports_watermark = False
+    #: The form rows are built in: what the dialect's bulk load reads, so they are never re-encoded.
+    row_format: RowFormat = COPY_TEXT
 
     def __init__(self, target: WarehouseTarget, stream_name: str, schema: dict[str, Any], key_properties: Any) -> None:
         self.target = target
@@ -199,9 +203,10 @@ class WarehouseSink(BatchSink):
         """Build the record path for `self.plan` (after the table is ready): row functions, load mode, key routing."""
         t = self.target
         self.load_columns = self.plan.source_columns
-        self._row = build_row_function(self.load_columns, validate=t.validate_records)
+        fmt = self.row_format
+        self._row = build_row_function(self.load_columns, validate=t.validate_records, fmt=fmt)
         required = [r for r in (self.schema.get("required") or []) if isinstance(r, str)]
-        loader = build_struct_loader(self.load_columns, required) if t.validate_records else None
+        loader = build_struct_loader(self.load_columns, required, fmt) if t.validate_records else None
         self.typed = loader is not None and self._pseudonymize is None and not self.with_metadata
         key_names = [c.source.path[0] for c in self.plan.columns if c.is_key and c.source]
         self._required = [r for r in required if r not in key_names]
@@ -253,6 +258,8 @@ class WarehouseSink(BatchSink):
             row = self._row_typed(record)
         except msgspec.ValidationError as exc:
             raise RecordTypeError(self._describe_validation_error(line, exc)) from None
+        except OutOfRange as exc:
+            raise RecordTypeError(self._out_of_range(line, exc)) from None
         except (UnicodeDecodeError, msgspec.DecodeError) as exc:
             # msgspec < 0.23 raised UnicodeDecodeError for invalid UTF-8; 0.23+ raises DecodeError (the envelope
             # decode keeps the record as raw bytes, so this is the first place its strings are checked).
@@ -271,7 +278,7 @@ class WarehouseSink(BatchSink):
     def _add_row(self, row: str, line: int, key: Any = None, version: int | None = None) -> bool:
         """Queue one row of the open batch; True when the batch is full (by rows or by bytes)."""
         if self._version_field:
-            row = f"{row[:-1]}\t{NULL if version is None else version}\n"
+            row = f"{row[:-1]}\t{self.row_format.null if version is None else version}\n"
         if self._watermark_lost:
             self._hi = ABOVE_ALL
         if self._watermark is not None:
@@ -388,6 +395,8 @@ class WarehouseSink(BatchSink):
                 raise RecordTypeError(msg)
         try:
             row = self._row(record)
+        except OutOfRange as exc:
+            raise RecordTypeError(self._out_of_range(line, exc)) from None
         except Mismatch as exc:
             raise RecordTypeError(self._describe_mismatch(record, line, exc)) from None
         except MissingKey as exc:
@@ -422,6 +431,14 @@ class WarehouseSink(BatchSink):
             return f"{where}: property {'.'.join(path)!r} is {JSON_NAMES.get(got, got)}, but the schema says object"
         return self._type_error(line, col, JSON_NAMES.get(got, got))
 
+    def _out_of_range(self, line: int, exc: OutOfRange) -> str:
+        col = self.load_columns[exc.column or 0]
+        prop = ".".join(col.source.path) if col.source else col.name
+        return (
+            f"stream {self.stream_name!r}, input line {line}: property {prop!r} is an integer of {exc.digits} digits, "
+            f"more than its column holds ({exc.limit}); nothing of the batch was committed"
+        )
+
     def _type_error(self, line: int, col: ColumnPlan, got: str) -> str:
         prop = ".".join(col.source.path) if col.source else col.name
         where = f"stream {self.stream_name!r}, input line {line}"
@@ -431,7 +448,7 @@ class WarehouseSink(BatchSink):
         for col in self.load_columns:
             assert col.source is not None  # noqa: S101
             try:
-                column_converter(col, validate=True)(make_getter(col.source.path)(record))
+                column_converter(col, validate=True, fmt=self.row_format)(make_getter(col.source.path)(record))
             except Mismatch:
                 return (
                     f"stream {self.stream_name!r}, input line {line}: property {'.'.join(col.source.path)!r} "

@@ -16,11 +16,11 @@ import msgspec
 
 from harborline_singer_shared.rules import ColumnPlan, Kind
 from harborline_singer_shared.warehouse.rows import (
-    ESCAPES,
-    NULL,
+    COPY_TEXT,
     Mismatch,
     MissingKey,
-    escape_text,
+    RowFormat,
+    integer_text,
     json_text,
     json_types,
 )
@@ -131,12 +131,15 @@ def _struct_value_lines(columns: list[ColumnPlan], access: dict[int, list[str]],
     return lines
 
 
-def _struct_field_lines(columns: list[ColumnPlan], numbers: set[int], indent: str, *, escape: bool) -> list[str]:
-    """Code formatting each `v<i>` as the COPY text field `f<i>` (values are type-checked by msgspec already).
+def _struct_field_lines(
+    columns: list[ColumnPlan], numbers: set[int], indent: str, *, escape: bool, fmt: RowFormat
+) -> list[str]:
+    """Code formatting each `v<i>` as the field `f<i>` in `fmt` (values are type-checked by msgspec already).
 
     Columns in `numbers` hold raw JSON text, checked here to be a number (`X` raises `Mismatch` otherwise).
-    With `escape` false the caller guarantees that no string holds a character COPY text must escape: the record's
-    JSON has no backslash, and JSON cannot carry a raw tab, newline, carriage return or NUL without one.
+    With `escape` false the caller guarantees that no string holds a character either format escapes: the record's
+    JSON has no backslash, and JSON cannot carry a raw tab, newline, carriage return, NUL or `"` without one.
+    Integers past the format's limit raise `OutOfRange` (`O`).
     """
     lines = []
     for i, col in enumerate(columns):
@@ -150,15 +153,15 @@ def _struct_field_lines(columns: list[ColumnPlan], numbers: set[int], indent: st
             expr = f"N if v{i} is None else J(v{i})"
         elif kind is Kind.NULL:
             expr = "N"
-        elif kind in {Kind.INTEGER, Kind.NUMBER}:
+        elif kind is Kind.INTEGER and fmt.max_integer_digits is not None:
+            # At most that many characters: in range. Longer (a sign, or too many digits): `O` checks, maybe refuses.
+            expr = f"N if v{i} is None else (s if len(s := str(v{i})) <= {fmt.max_integer_digits} else O(v{i}, {i}))"
+        elif kind is Kind.INTEGER:
             expr = f"N if v{i} is None else str(v{i})"
         elif kind is Kind.BOOLEAN:
             expr = f"N if v{i} is None else ('t' if v{i} else 'f')"
-        elif escape:
-            clean = f"v{i}.isprintable() and '\\\\' not in v{i}"
-            expr = f"N if v{i} is None else (v{i} if ({clean}) else v{i}.translate(E))"
         else:
-            expr = f"N if v{i} is None else v{i}"
+            expr = f"N if v{i} is None else {fmt.text_code(f'v{i}', escape=escape)}"
         lines.append(f"{indent}f{i} = {expr}")
     return lines
 
@@ -170,11 +173,13 @@ def _join_expr(columns: list[ColumnPlan], *, seq: bool, version: bool = False) -
     return "'\\t'.join((" + ", ".join(names) + ",)) + '\\n'" if names else "'\\n'"
 
 
-def _struct_row_source(columns: list[ColumnPlan], access: dict[int, list[str]], numbers: set[int]) -> str:
-    """Source of `row(struct) -> COPY text line`: values are type-checked already, so it only formats."""
+def _struct_row_source(
+    columns: list[ColumnPlan], access: dict[int, list[str]], numbers: set[int], fmt: RowFormat
+) -> str:
+    """Source of `row(struct) -> row text in fmt`: values are type-checked already, so it only formats."""
     lines = ["def row(r):", *_struct_value_lines(columns, access, "    ")]
     lines.extend(f"    if v{i} is None: K({i})" for i, col in enumerate(columns) if col.is_key)
-    lines.extend(_struct_field_lines(columns, numbers, "    ", escape=True))
+    lines.extend(_struct_field_lines(columns, numbers, "    ", escape=True, fmt=fmt))
     lines.append(f"    return {_join_expr(columns, seq=False)}")
     return "\n".join(lines) + "\n"
 
@@ -187,8 +192,9 @@ def _struct_run_source(
     seq: bool,
     watermark: tuple[int, ...] | None,
     version: bool = False,
+    fmt: RowFormat = COPY_TEXT,
 ) -> str:
-    """Source of `run(...)`: the tight loop that turns consecutive RECORD lines of one stream into COPY rows.
+    """Source of `run(...)`: the tight loop that turns consecutive RECORD lines of one stream into rows (in `fmt`).
 
     It decodes each line's whole message (envelope and record) in one msgspec call and stops at the first line it
     cannot take as it is: another message or stream, a decoding or type error, a missing key. That line goes back to
@@ -224,9 +230,9 @@ def _struct_run_source(
     lines += [
         "        try:",
         "            if backslash in raw:",
-        *_struct_field_lines(columns, numbers, "                ", escape=True),
+        *_struct_field_lines(columns, numbers, "                ", escape=True, fmt=fmt),
         "            else:",
-        *_struct_field_lines(columns, numbers, "                ", escape=False),
+        *_struct_field_lines(columns, numbers, "                ", escape=False, fmt=fmt),
         "        except MISMATCH:",
         done,
         f"        row = {_join_expr(columns, seq=seq, version=version)}",
@@ -264,28 +270,37 @@ def _struct_run_source(
 class StructLoader:
     """The typed record path of one stream: decoder and row function, plus the tight loop built on them."""
 
-    def __init__(self, columns: list[ColumnPlan], tree: dict[str, Any], required: list[str]) -> None:
+    def __init__(
+        self, columns: list[ColumnPlan], tree: dict[str, Any], required: list[str], fmt: RowFormat = COPY_TEXT
+    ) -> None:
         access: dict[int, list[str]] = {}
         self.record_type = _struct_type(tree, [], access, required)
         self.decode: Callable[[Any], Any] = msgspec.json.Decoder(self.record_type).decode
         self._columns = columns
         self._access = access
         self._numbers = _raw_number_columns(tree)
+        self._fmt = fmt
         keys = [".".join(c.source.path) if c.source else c.name for c in columns]
 
         def missing_key(i: int) -> None:
             raise MissingKey(keys[i])
 
+        in_range = {i: integer_text(fmt, i) for i, c in enumerate(columns) if c.type.kind is Kind.INTEGER}
+
+        def out_of_range(v: int, i: int) -> str:
+            return in_range[i](v)
+
         self._namespace: dict[str, Any] = {
-            "E": ESCAPES,
-            "N": NULL,
-            "J": _raw_json_text,
+            "E": fmt.escapes,
+            "N": fmt.null,
+            "J": lambda raw: _raw_json_text(raw, fmt),
             "K": missing_key,
-            "X": _not_a_number,
+            "O": out_of_range,
+            "X": lambda text, column: _not_a_number(text, column, fmt),
             "DEC": _decimal_text,
             "DIGITS": "-0123456789",
         }
-        self.row: Callable[[Any], str] = self._compile(_struct_row_source(columns, access, self._numbers), "row")
+        self.row: Callable[[Any], str] = self._compile(_struct_row_source(columns, access, self._numbers, fmt), "row")
 
     def _compile(self, source: str, name: str, **extra: Any) -> Any:
         namespace = {**self._namespace, **extra}
@@ -313,7 +328,7 @@ class StructLoader:
         )
         return self._compile(  # type: ignore[no-any-return]
             _struct_run_source(
-                self._columns, self._access, self._numbers, seq=seq, watermark=watermark, version=version
+                self._columns, self._access, self._numbers, seq=seq, watermark=watermark, version=version, fmt=self._fmt
             ),
             "run",
             DECODE=msgspec.json.Decoder(envelope).decode,
@@ -339,10 +354,10 @@ def _raw_number_columns(tree: dict[str, Any]) -> set[int]:
 _JSON_KIND_OF = {'"': "", "t": True, "f": False, "{": {}, "[": []}
 
 
-def _not_a_number(text: str, column: int) -> str:
+def _not_a_number(text: str, column: int, fmt: RowFormat) -> str:
     """Raw text in a number column that does not start like a number: null, or a type error for that column."""
     if text == "null":
-        return NULL
+        return fmt.null
     raise Mismatch("number", _JSON_KIND_OF.get(text[:1]), column)
 
 
@@ -354,7 +369,9 @@ def _decimal_text(text: str, column: int) -> str:
         raise Mismatch("number", text, column) from None
 
 
-def build_struct_loader(columns: list[ColumnPlan], required: list[str]) -> StructLoader | None:
+def build_struct_loader(
+    columns: list[ColumnPlan], required: list[str], fmt: RowFormat = COPY_TEXT
+) -> StructLoader | None:
     """A typed decoder for the stream's records and a row function over the decoded structs.
 
     msgspec validates every value's JSON type while decoding (in C), so the row function only formats. Returns None
@@ -363,14 +380,14 @@ def build_struct_loader(columns: list[ColumnPlan], required: list[str]) -> Struc
     tree = _field_tree(columns)
     if tree is None:
         return None
-    return StructLoader(columns, tree, required)
+    return StructLoader(columns, tree, required, fmt)
 
 
-def _raw_json_text(raw: msgspec.Raw) -> str:
-    """COPY text of a JSON value received as raw JSON (null -> NULL; \\u0000 replaced as for text columns)."""
+def _raw_json_text(raw: msgspec.Raw, fmt: RowFormat) -> str:
+    """The field of a JSON value received as raw JSON (null -> NULL; \\u0000 replaced as for text columns)."""
     data = bytes(raw)
     if data == b"null":
-        return NULL
+        return fmt.null
     if b"\\u0000" in data:
-        return json_text(_decode_exact(data))
-    return escape_text(data.decode("utf-8"))
+        return json_text(_decode_exact(data), fmt)
+    return fmt.text(data.decode("utf-8"))
