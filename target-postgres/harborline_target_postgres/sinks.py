@@ -44,8 +44,9 @@ __all__ = ["PostgresSink", "RecordTypeError", "TargetLoadError"]
 
 
 #: What a watermark batch keeps beside its COPY stream: rows of keys that may exist (with sequence), their input
-#: lines, and the COPY data already streamed into the table (to redo the batch the staging way if needed).
-_Held = tuple[list[str], "array[int]", list[bytes]]
+#: lines, the COPY data already streamed into the table (to redo the batch the staging way if needed), and the input
+#: lines (sequences) of held rows a later row of their key superseded.
+_Held = tuple[list[str], "array[int]", list[bytes], list[int]]
 
 
 class _Commit(threading.Thread):
@@ -588,12 +589,15 @@ class PostgresSink(WarehouseSink):
             conn = self._checkout(lines)
         if self.mode == "overwrite":
             self._overwrite_pending = True
-        old = (self._old_rows, self._old_lines, self._sent) if self._watermark is not None else None
+        if self._watermark is not None:
+            rows_held, lines_held, superseded = self.take_held()
+            old: _Held | None = (rows_held, lines_held, self._sent, superseded)
+        else:
+            old = None
         self._inflight = _Commit(self, conn, copy, rows, lines, old, self._sent)
         self._batch_bytes = 0
         self._lines = array("q")
-        self._old_rows, self._old_lines, self._sent = [], array("q"), []
-        self._old_counted = 0
+        self._sent = []
         self._lines_flushed = 0
         self._reopened = 0
         self._no_stream = False
@@ -668,7 +672,13 @@ class PostgresSink(WarehouseSink):
                     job.lines = held[1]  # a COPY error below is in these rows
                     with copying():
                         cur.copy_expert(self._copy_sql, ChunkReader(chunked(held[0])), size=1 << 20)
-                    cur.execute(self._merge_sql(self._stage, self.table_target))
+                    if held[3]:  # left: one held row per key (none of them streamed), merged without de-duplication
+                        seq = quote(SEQ_COLUMN)
+                        cur.execute(
+                            f"DELETE FROM {self._stage} USING unnest(%s::bigint[]) AS s(seq) WHERE {seq} = s.seq",
+                            (held[3],),
+                        )
+                    cur.execute(self._merge_sql(self._stage, self.table_target, unique=True))
             elif self.mode == "upsert":
                 cur.execute(self._merge_sql(self._stage, self.table_target))
         conn.commit()
@@ -736,7 +746,7 @@ class PostgresSink(WarehouseSink):
         every row takes the staging way.
         """
         self._watermark_lost = True
-        old_rows, old_lines, sent = held
+        old_rows, old_lines, sent, _superseded = held  # the merge below keeps the newest per key itself
         self.logger.warning(
             "Stream %r: a new key was already in %s.%s (another writer?); redoing the batch through the staging table",
             self.stream_name,
@@ -761,7 +771,8 @@ class PostgresSink(WarehouseSink):
         """Quoted `"schema"."table"`."""
         return connector.qualified(self.schema_name, self.table_name)
 
-    def _merge_sql(self, source: str, target: str, *, replace: bool = False) -> str:
+    def _merge_sql(self, source: str, target: str, *, replace: bool = False, unique: bool = False) -> str:
+        """INSERT the staged rows, the newest per key (`unique`: the source has one per key already), upserting."""
         ts = quote(self.target.timestamp_column)
         cols = [quote(c) for c in self.copy_column_names]
         col_list = ", ".join(cols)
@@ -770,7 +781,9 @@ class PostgresSink(WarehouseSink):
             return f"INSERT INTO {target} ({col_list}, {ts}) SELECT {col_list}, now() FROM {source}"
         key_list = ", ".join(keys)
         select = (
-            f"SELECT DISTINCT ON ({key_list}) {col_list}, now() FROM {source} "
+            f"SELECT {col_list}, now() FROM {source}"
+            if unique
+            else f"SELECT DISTINCT ON ({key_list}) {col_list}, now() FROM {source} "
             f"ORDER BY {key_list}, {quote(SEQ_COLUMN)} DESC NULLS LAST"
         )
         sql = f"INSERT INTO {target} ({col_list}, {ts}) {select}"

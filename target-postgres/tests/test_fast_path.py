@@ -115,7 +115,13 @@ class Loop:
         self.lines: list[int] = []
         self.old_rows: list[str] = []
         self.old_lines: list[int] = []
+        self.old_keys: list[object] = []
         self.hi = hi
+
+    def hold(self, key: object, row: str, line: int) -> None:
+        self.old_keys.append(key)
+        self.old_rows.append(row)
+        self.old_lines.append(line)
 
     def __call__(self, lines: list[bytes], first_line: int = 1, room_rows: int = 1000, room_chars: int = 1 << 20):
         leftover, last, taken, chars, self.hi = self.run(
@@ -128,8 +134,7 @@ class Loop:
             self.lines.append,
             b"\\",
             self.hi,
-            self.old_rows.append,
-            self.old_lines.append,
+            self.hold,
         )
         return leftover, last, taken, chars
 
@@ -183,4 +188,5 @@ def test_watermark_sends_only_keys_above_every_earlier_key_straight_to_the_table
     assert [r.split("\t")[0] for r in loop.old_rows] == ["3", "6", "5", "1"]
     assert [r.rstrip("\n").split("\t")[-1] for r in loop.old_rows] == ["20", "23", "24", "26"]
     assert loop.old_lines == [20, 23, 24, 26]
+    assert loop.old_keys == [3, 6, 5, 1]
     assert loop.hi == 9

@@ -208,3 +208,24 @@ def test_another_writer_taking_a_new_composite_key_redoes_the_batch_the_staging_
     assert db.rows("orders", "tenant, local_id, v") == [("t0", 2, "b"), ("t0", 3, "c"), ("t1", 1, "A")]
     assert REDO_WARNING in caplog.text
     assert [json.loads(x) for x in out.getvalue().splitlines()] == [1, 2]
+
+
+DATED = schema_msg("dated", {"id": {"type": "integer"}, "d": {"type": "string", "format": "date"}}, ["id"])
+
+
+def dated(i: int, d: str) -> dict[str, Any]:
+    return record_msg("dated", {"id": i, "d": d})
+
+
+def test_held_rows_of_one_key_merge_the_newest_and_every_value_is_still_checked(db):
+    """Repeats of existing keys within a batch: the newest wins; a superseded row's value is checked all the same."""
+    db.run([DATED, dated(1, "2024-01-01"), dated(2, "2024-01-01"), dated(3, "2024-01-01")])
+    db.run([DATED, dated(2, "2024-02-01"), dated(2, "2024-02-02"), dated(3, "2024-02-03"), dated(2, "2024-02-04")])
+    assert [(i, d.isoformat()) for i, d in db.rows("dated", "id, d")] == [
+        (1, "2024-01-01"),
+        (2, "2024-02-04"),
+        (3, "2024-02-03"),
+    ]
+    with pytest.raises(sinks.TargetLoadError, match=r"input line 3.*PostgreSQL refused the batch"):
+        db.run([DATED, dated(1, "2024-03-01"), dated(1, "2024-13-45"), dated(1, "2024-03-03")])  # lines 2-4
+    assert [d.isoformat() for _, d in db.rows("dated", "id, d")] == ["2024-01-01", "2024-02-04", "2024-02-03"]

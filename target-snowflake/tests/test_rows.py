@@ -136,7 +136,7 @@ def test_the_tight_loop_builds_the_same_rows_for_lines_with_and_without_backslas
     out: list[str] = []
     taken: list[int] = []
     _leftover, _line, n, _chars, _hi = run(lines[0], iter(lines[1:]), 1, 10**6, 10**9, out.append, taken.append,
-                                           b"\\", None, out.append, taken.append)  # fmt: skip
+                                           b"\\", None, None)  # fmt: skip
     assert n == len(TRICKY)
     rows = _parse("".join(out))
     assert [r[1] for r in rows] == TRICKY

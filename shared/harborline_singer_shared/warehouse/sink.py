@@ -137,9 +137,13 @@ class WarehouseSink(BatchSink):
         self._watermark_lost = False
         self._hi: Any = BELOW_ALL
         self._seq = False
+        #: Watermark path: rows of keys the table may hold, with their input lines, in input order (`_hold`).
         self._old_rows: list[str] = []
         self._old_counted = 0
         self._old_lines = array("q")
+        #: ... and where each key's newest held row is, and the positions later rows of their key superseded.
+        self._held_at: dict[Any, int] = {}
+        self._superseded: list[int] = []
         self._keyof: Callable[[Any], Any] | None = None
         self._key_getter: Callable[[Any], Any] | None = None
         self._required: list[str] = []
@@ -285,8 +289,7 @@ class WarehouseSink(BatchSink):
             key = _stored_key(key)
         if self._watermark is not None and not key > self._hi:
             row = f"{row[:-1]}\t{line}\n"
-            self._old_rows.append(row)
-            self._old_lines.append(line)
+            self._hold(key, row, line)
             return self.rows_added(1, len(row))
         if self._watermark is not None:
             self._hi = key
@@ -295,6 +298,28 @@ class WarehouseSink(BatchSink):
         self._chunks.append(row)
         self._lines.append(line)
         return self.rows_added(1, len(row))
+
+    def _hold(self, key: Any, row: str, line: int) -> None:
+        """Keep a row of a key the table may hold (watermark path), noting the earlier row of its key it supersedes."""
+        at = self._held_at.get(key)
+        if at is not None:
+            self._superseded.append(at)
+        self._held_at[key] = len(self._old_rows)
+        self._old_rows.append(row)
+        self._old_lines.append(line)
+
+    def take_held(self) -> tuple[list[str], array[int], list[int]]:
+        """The batch's held rows, their input lines, and the lines of rows a later row of their key superseded.
+
+        The sink starts a new batch. Every held row is still sent (the server checks each value: a bad one fails
+        the batch, superseded or not); deleting the superseded ones by their sequence leaves one row per key, which
+        merges without de-duplication (PostgreSQL's `DISTINCT ON` sorts every row).
+        """
+        rows, lines = self._old_rows, self._old_lines
+        superseded = [lines[i] for i in self._superseded]
+        self._old_rows, self._old_lines, self._superseded, self._held_at = [], array("q"), [], {}
+        self._old_counted = 0
+        return rows, lines, superseded
 
     @property
     def room(self) -> tuple[int, int]:
@@ -377,8 +402,7 @@ class WarehouseSink(BatchSink):
             self._lines.append,
             backslash,
             self._hi,
-            self._old_rows.append,
-            self._old_lines.append,
+            self._hold,
         )
         if self._watermark_lost:
             self._hi = ABOVE_ALL

@@ -201,14 +201,15 @@ def _struct_run_source(
     the generic path, which handles it or reports it precisely. It also stops when the batch or the chunk is full.
     With `watermark` (the key columns' indexes, in the order they compare: one value, or a tuple), a record whose
     key is above `hi` (every key the table can hold so far) is new: its row goes to `append`, straight into the
-    table; any other goes, with its input line as sequence, to `append_old`, for the staging table and the merge.
+    table; any other goes, with its input line as sequence, to `hold(key, row, line)`, for the staging table and
+    the merge.
     With `version` the message's table version
     follows the columns (ACTIVATE_VERSION); without it, a record that carries a version is handed back (the target
     then adds the version columns to the table).
     """
     done = "            return raw, line, n, chars, hi"
     lines = [
-        "def run(raw, it, line, room_rows, room_chars, append, lines_append, backslash, hi, append_old, old_lines):",
+        "def run(raw, it, line, room_rows, room_chars, append, lines_append, backslash, hi, hold):",
         "    n = 0",
         "    chars = 0",
         "    line -= 1",
@@ -254,8 +255,7 @@ def _struct_run_source(
             "            lines_append(line)",
             "        else:",
             "            row = f'{row[:-1]}\\t{line}\\n'",
-            "            append_old(row)",
-            "            old_lines(line)",
+            "            hold(k, row, line)",
         ]
     lines += [
         "        chars += len(row)",
