@@ -103,7 +103,7 @@ class WarehouseSink(BatchSink):
     """One stream into one table: the record path and the batch bookkeeping (see the module docstring)."""
 
     target: WarehouseTarget
-    #: Whether this dialect can load rows of new integer keys straight into the table (see `_watermark_column`).
+    #: Whether this dialect can load rows of new keys straight into the table (see `_watermark_columns`).
     supports_watermark = False
     #: The form rows are built in: what the dialect's bulk load reads, so they are never re-encoded.
     row_format: RowFormat = COPY_TEXT
