@@ -636,15 +636,7 @@ class PostgresSink(WarehouseSink):
                 self._redo_after_fault(job, exc, lines, held, sent)
             else:
                 self._refused(job, exc, lines, held)
-        self.logger.info(
-            "Committed %d rows into %s.%s (%s) in %.2fs",
-            rows,
-            self.schema_name,
-            self.table_name,
-            self.mode,
-            time.perf_counter() - started,
-        )
-        self.record_counter_metric.increment(rows)
+        self.committed(rows, started)
 
     def _commit_once(
         self,

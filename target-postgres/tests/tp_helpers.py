@@ -23,7 +23,14 @@ import pytest
 
 from harborline_singer_shared.rules import Kind, is_null_only
 from harborline_singer_shared.testing.postgres import PostgresServer
-from harborline_singer_shared.testing.warehouse import Messages, WarehouseProbe
+from harborline_singer_shared.testing.warehouse import (  # noqa: F401 - the message builders, for the tests
+    Messages,
+    WarehouseProbe,
+    lines_of,
+    record_msg,
+    schema_msg,
+    state_msg,
+)
 from harborline_singer_shared.testing.warehouse import RunResult as ProbeRunResult
 from harborline_singer_shared.testing.zygote import ForkedProcess, Zygote
 from harborline_target_postgres.target import TargetPostgres
@@ -62,28 +69,6 @@ def base_config(dbname: str, schema: str = "tap_test", **overrides: Any) -> dict
         config["password"] = kwargs["password"]
     config.update(overrides)
     return {k: v for k, v in config.items() if v is not None}
-
-
-def lines_of(messages: list[Any]) -> str:
-    """Singer input text: dicts are JSON-encoded (Decimals as exact numbers), strings are taken verbatim."""
-    return "\n".join(m if isinstance(m, str) else json.dumps(m) for m in messages) + "\n"
-
-
-def schema_msg(stream: str, properties: dict[str, Any], keys: list[str] | None = None) -> dict[str, Any]:
-    return {
-        "type": "SCHEMA",
-        "stream": stream,
-        "schema": {"type": "object", "properties": properties},
-        "key_properties": keys or [],
-    }
-
-
-def record_msg(stream: str, record: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "RECORD", "stream": stream, "record": record}
-
-
-def state_msg(value: Any) -> dict[str, Any]:
-    return {"type": "STATE", "value": value}
 
 
 class RunResult:

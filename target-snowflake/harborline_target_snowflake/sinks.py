@@ -274,15 +274,7 @@ class SnowflakeSink(WarehouseSink):
             lambda exc: self._load_failed(exc, lines),
             "redoing the batch",
         )
-        self.logger.info(
-            "Committed %d rows into %s.%s (%s) in %.2fs",
-            rows,
-            self.schema_name,
-            self.table_name,
-            self.mode,
-            time.perf_counter() - started,
-        )
-        self.record_counter_metric.increment(rows)
+        self.committed(rows, started)
 
     def _with_connection(
         self, action: Callable[[PooledConnection], _T], failed: Callable[[BaseException], str], redo: str

@@ -14,6 +14,7 @@ import sf_live
 import sf_server
 from sf_helpers import TEST_TIMEOUTS, session_parameters_for_tests
 
+from harborline_singer_shared.testing.warehouse import lines_of, record_msg, schema_msg, state_msg  # noqa: F401
 from harborline_singer_shared.testing.zygote import Zygote
 from harborline_target_snowflake import connector
 from harborline_target_snowflake.target import TargetSnowflake
@@ -21,31 +22,6 @@ from harborline_target_snowflake.target import TargetSnowflake
 #: `python -m harborline_target_snowflake` runs, forked from one interpreter that imported the target once (the
 #: connector alone takes 1.5 s to import; see the zygote module). test_cli starts one run as a plain subprocess.
 CLI = Zygote("harborline_target_snowflake")
-
-
-def lines_of(messages: list[Any]) -> str:
-    """Singer input text: dicts are JSON-encoded, strings taken verbatim."""
-    return "\n".join(m if isinstance(m, str) else json.dumps(m) for m in messages) + "\n"
-
-
-def schema_msg(stream: str, properties: dict[str, Any], keys: list[str] | None = None) -> dict[str, Any]:
-    return {
-        "type": "SCHEMA",
-        "stream": stream,
-        "schema": {"type": "object", "properties": properties},
-        "key_properties": keys or [],
-    }
-
-
-def record_msg(stream: str, record: dict[str, Any], version: int | None = None) -> dict[str, Any]:
-    msg: dict[str, Any] = {"type": "RECORD", "stream": stream, "record": record}
-    if version is not None:
-        msg["version"] = version
-    return msg
-
-
-def state_msg(value: Any) -> dict[str, Any]:
-    return {"type": "STATE", "value": value}
 
 
 def base_config(schema: str, settings: dict[str, Any] | None = None, **overrides: Any) -> dict[str, Any]:

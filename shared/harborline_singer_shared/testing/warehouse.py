@@ -60,9 +60,12 @@ def schema_msg(stream: str, properties: dict[str, Any], keys: list[str] | None =
     }
 
 
-def record_msg(stream: str, record: dict[str, Any]) -> dict[str, Any]:
-    """A RECORD message."""
-    return {"type": "RECORD", "stream": stream, "record": record}
+def record_msg(stream: str, record: dict[str, Any], version: int | None = None) -> dict[str, Any]:
+    """A RECORD message (with a table `version` for ACTIVATE_VERSION tests)."""
+    msg: dict[str, Any] = {"type": "RECORD", "stream": stream, "record": record}
+    if version is not None:
+        msg["version"] = version
+    return msg
 
 
 def state_msg(value: Any) -> dict[str, Any]:

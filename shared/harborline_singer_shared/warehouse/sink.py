@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import time
 from array import array
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -107,6 +108,9 @@ class WarehouseSink(BatchSink):
     supports_watermark = False
     #: The form rows are built in: what the dialect's bulk load reads, so they are never re-encoded.
     row_format: RowFormat = COPY_TEXT
+    #: Where the stream lands, set by the dialect's `setup`.
+    schema_name: str
+    table_name: str
 
     def __init__(self, target: WarehouseTarget, stream_name: str, schema: dict[str, Any], key_properties: Any) -> None:
         self.target = target
@@ -298,6 +302,18 @@ class WarehouseSink(BatchSink):
         self._chunks.append(row)
         self._lines.append(line)
         return self.rows_added(1, len(row))
+
+    def committed(self, rows: int, started: float) -> None:
+        """Log a batch's commit (from its commit thread, `started` by `time.perf_counter()`) and count its rows."""
+        self.logger.info(
+            "Committed %d rows into %s.%s (%s) in %.2fs",
+            rows,
+            self.schema_name,
+            self.table_name,
+            self.mode,
+            time.perf_counter() - started,
+        )
+        self.record_counter_metric.increment(rows)
 
     def _hold(self, key: Any, row: str, line: int) -> None:
         """Keep a row of a key the table may hold (watermark path), noting the earlier row of its key it supersedes."""
