@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import gc
 import io
 import json
 import logging
@@ -217,6 +218,10 @@ class HarborlinePluginMixin:
     @classmethod
     def invoke(cls, *args: Any, **kwargs: Any) -> Any:
         """Run the SDK's CLI entry point; report a clear error as one line and exit 1."""
+        # What is imported by now lives until exit: out of the cyclic collector's way, full collections during the
+        # run and the ones at interpreter exit do not walk it (with the Snowflake connector imported, exit took
+        # 0.17 s more without this).
+        gc.freeze()
         for option, holding in (("state", "bookmarks"), ("catalog", "streams")):
             handle = kwargs.get(option)
             if handle is None:

@@ -223,20 +223,31 @@ class PhysicalColumn:
 
 def read_physical_columns(cur: Any, schema: str, table: str) -> list[PhysicalColumn] | None:
     """The table's columns in order, or None when the table does not exist."""
+    return read_tables(cur, schema, [table]).get(stored_name(table))
+
+
+def read_tables(cur: Any, schema: str, tables: Sequence[str]) -> dict[str, list[PhysicalColumn]]:
+    """Stored table name -> its columns in order, for those of `tables` that exist: one query for them all.
+
+    A sink's setup asks for its table and the rebuild table a killed run may have left: every statement is a
+    round trip to Snowflake (tens to hundreds of milliseconds), so setup asks once.
+    """
+    names = [stored_name(t) for t in tables]
     cur.execute(
-        "SELECT column_name, data_type, character_maximum_length, numeric_precision, numeric_scale, comment "
-        "FROM information_schema.columns WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
-        (stored_name(schema), stored_name(table)),
+        "SELECT table_name, column_name, data_type, character_maximum_length, numeric_precision, numeric_scale, "
+        "comment FROM information_schema.columns WHERE table_schema = %s AND table_name IN ("
+        + ", ".join(["%s"] * len(names))
+        + ") ORDER BY table_name, ordinal_position",
+        (stored_name(schema), *names),
     )
-    rows = cur.fetchall()
-    if not rows:
-        return None
-    return [PhysicalColumn(r[0], str(r[1]).upper(), r[2], r[3], r[4], r[5]) for r in rows]
+    out: dict[str, list[PhysicalColumn]] = {}
+    for r in cur.fetchall():
+        out.setdefault(r[0], []).append(PhysicalColumn(r[1], str(r[2]).upper(), r[3], r[4], r[5], r[6]))
+    return out
 
 
-def read_columns(cur: Any, schema: str, table: str) -> list[ExistingColumn] | None:
-    """The table's columns as the engine names them, with their recorded sources; None: no such table."""
-    physical = read_physical_columns(cur, schema, table)
+def existing_columns(physical: Sequence[PhysicalColumn] | None) -> list[ExistingColumn] | None:
+    """The columns as the engine names them, with their recorded sources; None: no such table."""
     if physical is None:
         return None
     out = []
@@ -245,6 +256,11 @@ def read_columns(cur: Any, schema: str, table: str) -> list[ExistingColumn] | No
         if name is not None:
             out.append(ExistingColumn(name, ColumnType(col.kind), decode_source(col.comment)))
     return out
+
+
+def read_columns(cur: Any, schema: str, table: str) -> list[ExistingColumn] | None:
+    """The table's columns as the engine names them, with their recorded sources; None: no such table."""
+    return existing_columns(read_physical_columns(cur, schema, table))
 
 
 def read_primary_key(cur: Any, schema: str, table: str) -> list[str]:
@@ -288,11 +304,14 @@ class DdlPlan:
 
 
 def _column_ddl(col: ColumnPlan, options: TypeOptions, timestamp_column: str) -> str:
+    """A column's definition, its comment inline (one statement for the table, whatever its width)."""
     ddl = f"{quote(col.name)} {sql_type(col, options)}"
     if col.is_key:
         ddl += " NOT NULL"
     if col.source is None and col.name == timestamp_column:
         ddl += " NOT NULL"
+    if col.comment:
+        ddl += f" COMMENT {literal(col.comment)}"
     return ddl
 
 
@@ -346,17 +365,13 @@ def plan_ddl(  # noqa: PLR0917 - the plan and where it goes
         cols = [_column_ddl(c, options, timestamp_column) for c in plan.columns]
         if plan.key_columns and primary_key:
             cols.append("PRIMARY KEY (" + ", ".join(quote(k) for k in plan.key_columns) + ")")
-        out.statements.append(f"CREATE TABLE IF NOT EXISTS {target} (\n  " + ",\n  ".join(cols) + "\n)")
-        out.statements.append(f"COMMENT ON TABLE {target} IS {literal(encode_source([stream]))}")
-        out.statements.extend(
-            f"COMMENT ON COLUMN {target}.{quote(c.name)} IS {literal(c.comment)}" for c in plan.columns if c.comment
+        out.statements.append(
+            f"CREATE TABLE IF NOT EXISTS {target} (\n  " + ",\n  ".join(cols) + "\n)"
+            f" COMMENT = {literal(encode_source([stream]))}"
         )
         return out
     by_name = {p.name: p for p in physical or []}
-    for col in plan.add:
-        out.statements.append(f"ALTER TABLE {target} ADD COLUMN {_column_ddl(col, options, '')}")
-        if col.comment:
-            out.statements.append(f"COMMENT ON COLUMN {target}.{quote(col.name)} IS {literal(col.comment)}")
+    out.statements.extend(f"ALTER TABLE {target} ADD COLUMN {_column_ddl(col, options, '')}" for col in plan.add)
     # A column declared only null so far that now gets a type: its comment no longer says null-only.
     typed = {c.name: c.comment for c, old_type in plan.widen if old_type.kind is Kind.NULL and c.comment is not None}
     changed: dict[str, str] = {}
@@ -437,14 +452,15 @@ def _plan_rebuild(
         ddl = f"{quote(p.name)} {new_sql}"
         if p.name in keys:
             ddl += " NOT NULL"
+        if p.comment:
+            ddl += f" COMMENT {literal(p.comment)}"
         cols.append(ddl)
         select.append(_cast(quote(p.name), p, new_sql) if p.name in changed else quote(p.name))
     if keys:
         cols.append("PRIMARY KEY (" + ", ".join(quote(k) for k in keys) + ")")
     out.create_rebuild = [
-        f"CREATE OR REPLACE TABLE {rebuild} (\n  " + ",\n  ".join(cols) + "\n)",
-        f"COMMENT ON TABLE {rebuild} IS {literal(encode_source([stream]))}",
-        *(f"COMMENT ON COLUMN {rebuild}.{quote(p.name)} IS {literal(p.comment)}" for p in physical if p.comment),
+        f"CREATE OR REPLACE TABLE {rebuild} (\n  " + ",\n  ".join(cols) + "\n)"
+        f" COMMENT = {literal(encode_source([stream]))}",
     ]
     names = ", ".join(quote(p.name) for p in physical)
     out.copy_rebuild = f"INSERT INTO {rebuild} ({names}) SELECT {', '.join(select)} FROM {out.target}"
@@ -520,6 +536,11 @@ def connect_kwargs(config: Mapping[str, Any], **overrides: Any) -> dict[str, Any
         "autocommit": True,
         "login_timeout": LOGIN_TIMEOUT,
         "network_timeout": NETWORK_TIMEOUT,
+        # 0: no network probes at login. The connector otherwise asks the cloud metadata services and AWS STS
+        # (signing with whatever AWS credentials the machine has) which platform it runs on, to report it to
+        # Snowflake: nothing here needs that, probing identity endpoints unasked is not private by default, and
+        # it costs up to 0.2 s and a botocore client per run.
+        "platform_detection_timeout_seconds": 0.0,
     }
     for name in ("role", "warehouse", "database", "host", "protocol"):
         if config.get(name):

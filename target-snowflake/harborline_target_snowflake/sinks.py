@@ -118,8 +118,12 @@ class SnowflakeSink(WarehouseSink):
         t.ensure_schema(cur)
         pooled.schema = self.schema_name
         self.table_name = t.table_name_for(cur, self.stream_name)
-        connector.discard_rebuild(cur, self.schema_name, self.table_name)
-        existing = connector.read_columns(cur, self.schema_name, self.table_name)
+        rebuild = connector.side_name(self.table_name, "rebuild")
+        tables = connector.read_tables(cur, self.schema_name, [self.table_name, rebuild])
+        if rebuild in tables:
+            connector.discard_rebuild(cur, self.schema_name, self.table_name)
+        physical = tables.get(connector.stored_name(self.table_name))
+        existing = connector.existing_columns(physical)
         self.plan: TablePlan = plan_table(
             self.stream_name,
             self.schema,
@@ -132,7 +136,6 @@ class SnowflakeSink(WarehouseSink):
         )
         # Append-only tables take duplicates by design, so only merging load methods record a primary key.
         keyed = bool(self.plan.key_columns) and t.load_method in {"upsert", "overwrite"}
-        physical = connector.read_physical_columns(cur, self.schema_name, self.table_name)
         options = t.type_options
         ddl = connector.plan_ddl(
             self.plan, self.schema_name, self.table_name, self.stream_name, t.timestamp_column, options, physical,

@@ -9,6 +9,8 @@ production SQL unchanged. Each patch says which Snowflake behaviour it restores.
 - `ALTER TABLE a SWAP WITH b` (fakesnow: syntax error), done here as three renames, table comments kept.
 - A CSV file of more than 10 columns loads (DuckDB names them `column00`..., fakesnow asks for `column0`).
 - `COMMENT ON COLUMN` answers normally (fakesnow applies it, then fails describing the statement).
+- A column's inline `COMMENT '...'` in CREATE TABLE and ALTER TABLE ... ADD COLUMN is kept (fakesnow drops it):
+  applied here as COMMENT ON COLUMN after the statement.
 - ALTER COLUMN ... SET DATA TYPE is refused where Snowflake refuses it (another type, another scale, a shorter
   VARCHAR or less precision): fakesnow accepts any ALTER, so our planner's choices would go unchecked.
 
@@ -17,6 +19,7 @@ Snowflake's errors (COPY's detailed rejection message, and faults injected by te
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -29,10 +32,13 @@ from fakesnow.cursor import FakeSnowflakeCursor
 from fakesnow_errors import FAULTS
 from sqlglot import exp
 
+from harborline_target_snowflake.connector import literal
+
 _SWAP = re.compile(r"\s*ALTER\s+TABLE\s+(\S+)\s+SWAP\s+WITH\s+(\S+)\s*;?\s*", re.IGNORECASE)
 _SET_TYPE = re.compile(
     r"\s*ALTER\s+TABLE\s+(\S+)\s+ALTER\s+COLUMN\s+(\S+)\s+SET\s+DATA\s+TYPE\s+(.+?)\s*;?\s*", re.IGNORECASE
 )
+_CREATE_OR_ADD = re.compile(r"\s*(CREATE\b.*?\bTABLE\b|ALTER\s+TABLE\b.*?\bADD\b)", re.IGNORECASE | re.DOTALL)
 _NUMBER = re.compile(r"NUMBER\((\d+),(\d+)\)", re.IGNORECASE)
 _VARCHAR = re.compile(r"VARCHAR(?:\((\d+)\))?", re.IGNORECASE)
 #: The longest CSV line the emulator reads (DuckDB's default is 2 MB): a few maximum-size VARCHAR values.
@@ -104,6 +110,27 @@ def _table_comment(cur: FakeSnowflakeCursor, schema: str, table: str) -> str | N
     return row[0] if row else None
 
 
+def _inline_column_comments(command: str) -> tuple[str, list[tuple[str, str]]]:
+    """(table, [(column, comment)]) of a CREATE TABLE or ADD COLUMN whose column definitions carry comments."""
+    if not _CREATE_OR_ADD.match(command) or "COMMENT" not in command.upper():
+        return "", []
+    tree = sqlglot.parse_one(command, read="snowflake")
+    if isinstance(tree, exp.Create) and isinstance(tree.this, exp.Schema):
+        table, defs = tree.this.this, tree.this.expressions
+    elif isinstance(tree, exp.Alter):
+        table, defs = tree.this, tree.args.get("actions") or []
+    else:
+        return "", []
+    comments = [
+        (str(d.this.sql("snowflake")), str(c.kind.this.name))
+        for d in defs
+        if isinstance(d, exp.ColumnDef)
+        for c in d.constraints
+        if isinstance(c.kind, exp.CommentColumnConstraint)
+    ]
+    return table.sql("snowflake"), comments
+
+
 def _refuse_alter(cur: FakeSnowflakeCursor, original: Any, table: str, column: str, new_type: str) -> None:
     parts = _parts(table)
     original(
@@ -145,7 +172,21 @@ def _execute(original: Any) -> Any:
             return original(self, "SELECT 'Statement executed successfully.' AS \"status\"", **kwargs)
         if m := _SET_TYPE.fullmatch(command):
             _refuse_alter(self, original, m.group(1), m.group(2), m.group(3))
-        return original(self, command, *args, **kwargs)
+        table, column_comments = _inline_column_comments(command)
+        if column_comments:  # (quiet: sqlglot warns that DuckDB has no column comments; they are applied below)
+            sqlglot_log = logging.getLogger("sqlglot")
+            level = sqlglot_log.level
+            sqlglot_log.setLevel(logging.ERROR)
+            try:
+                result = original(self, command, *args, **kwargs)
+            finally:
+                sqlglot_log.setLevel(level)
+        else:
+            result = original(self, command, *args, **kwargs)
+        for column, text in column_comments:
+            with self._conn.cursor() as cur:
+                original(cur, f"COMMENT ON COLUMN {table}.{column} IS {literal(text)}")
+        return result
 
     return execute
 

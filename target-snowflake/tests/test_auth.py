@@ -169,6 +169,21 @@ def test_each_login_form_logs_in(account: dict[str, Any], key: rsa.RSAPrivateKey
             conn.close()
 
 
+def test_logging_in_probes_no_cloud_metadata_or_identity_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The connector's platform detection would ask AWS/Azure/GCP metadata services and AWS STS at every login."""
+    from snowflake.connector import platform_detection  # noqa: PLC0415
+
+    probed: list[str] = []
+    for probe in ("is_ec2_instance", "has_aws_identity", "is_azure_vm", "has_azure_managed_identity", "is_gce_vm",
+                  "has_gcp_identity"):  # fmt: skip
+        monkeypatch.setattr(platform_detection, probe, lambda *_a, _n=probe, **_k: probed.append(_n))
+    platform_detection.detect_platforms.cache_clear()
+    config = {**sf_server.settings(), "user": f"u{uuid.uuid4().hex[:8]}"}
+    conn = connector.connect(config, session_parameters=session_parameters_for_tests(config), **TEST_TIMEOUTS)
+    conn.close()
+    assert probed == []
+
+
 @live_only
 def test_a_login_the_account_refuses_names_user_and_the_auth_setting(
     account: dict[str, Any], key: rsa.RSAPrivateKey

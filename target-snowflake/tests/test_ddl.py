@@ -91,6 +91,25 @@ def test_columns_read_back_with_their_sources_key_and_owner(sf: tuple[Any, str])
     assert (plan.add, plan.widen, ddl.statements, ddl.rebuild) == ([], [], [], [])
 
 
+def test_creating_or_adding_columns_takes_one_statement_whatever_the_width(sf: tuple[Any, str]) -> None:
+    """Each DDL statement is a round trip to Snowflake: the sources go in as inline comments, not one per column."""
+    conn, schema = sf
+    cur = conn.cursor()
+    for width in (10, 200):
+        props = {f"c{i}": {"type": ["string", "null"]} for i in range(width)}
+        table = f"wide{width}"
+        _plan, ddl = plan_for(cur, schema, table, {"properties": {"id": {"type": "integer"}, **props}}, ["id"])
+        assert [s.split(None, 2)[:2] for s in ddl.statements] == [["CREATE", "TABLE"]]
+        connector.apply_ddl(cur, ddl)
+        more = {**props, "added_a": {"type": ["integer", "null"]}, "added_b": {"type": ["string", "null"]}}
+        _plan, ddl = plan_for(cur, schema, table, {"properties": {"id": {"type": "integer"}, **more}}, ["id"])
+        assert [s.split(None, 4)[3] for s in ddl.statements] == ["ADD", "ADD"]
+        connector.apply_ddl(cur, ddl)
+        existing = connector.read_columns(cur, schema, table) or []
+        assert {c.source for c in existing} >= {("id",), *((f"c{i}",) for i in range(width)), ("added_b",)}
+        assert connector.read_table_owners(cur, schema)[table] == table
+
+
 def test_integer_to_number_rebuilds_keeping_rows_key_and_comments(sf: tuple[Any, str]) -> None:
     conn, schema = sf
     v1 = {"properties": {"id": {"type": "integer"}, "amount": {"type": ["integer", "null"]}}}

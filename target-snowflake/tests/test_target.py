@@ -36,6 +36,19 @@ def test_schema_evolution_adds_columns_and_widens_in_place_or_by_rebuild_keeping
     assert wh.rows("evo", ["id", "n", "s"]) == [(1, 1.25, "b"), (2, 2.5, None)]
 
 
+def test_a_rebuild_table_left_by_a_killed_run_is_dropped_at_the_next_start(wh: Warehouse) -> None:
+    v1 = {"id": {"type": "integer"}, "n": {"type": ["integer", "null"]}}
+    wh.run([schema_msg("kept", v1, ["id"]), record_msg("kept", {"id": 1, "n": 7})])
+    from harborline_target_snowflake import connector  # noqa: PLC0415
+
+    leftover = connector.side_name("kept", "rebuild")
+    wh.query(f'CREATE TABLE "{wh.schema.upper()}"."{leftover}" ("ID" NUMBER(38,0))')
+    assert wh.tables() == [leftover, "KEPT"]
+    wh.run([schema_msg("kept", v1, ["id"]), record_msg("kept", {"id": 2, "n": 8})])
+    assert wh.tables() == ["KEPT"]
+    assert wh.rows("kept", ["id", "n"]) == [(1, 7), (2, 8)]
+
+
 def test_append_only_keeps_every_record(wh: Warehouse) -> None:
     messages = [
         schema_msg("events", {"id": {"type": "integer"}, "v": {"type": "string"}}, ["id"]),
