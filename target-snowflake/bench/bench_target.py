@@ -4,6 +4,8 @@ Run through `nox -s bench`, or by hand: `python target-snowflake/bench/bench_tar
 
 The stream is target-postgres' bench stream (`generate()` there: 12 mixed columns, integer key, the upsert variant
 repeats 30 % of keys). Each load is the real CLI as a subprocess; wall clock (start-up included) and peak RSS (wait4).
+target-postgres and the Python-side runs alternate `--repeat` times (default 3) and their medians are compared: one
+run of each moved by 20-30 % between runs on the shared 2-core VM.
 
 - end-to-end: target-snowflake into fakesnow (server mode, in this process). The emulator's speed is reported only.
 - Python-side: the same CLI and the same stream, but `TableLoad.load` stops once the batch's gzip file is written
@@ -27,6 +29,7 @@ import json
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -152,6 +155,9 @@ def main() -> int:
     parser.add_argument("--count-rows", type=int, default=5_000, help="rows of the 10/200-column streams")
     parser.add_argument("--count-batch", type=int, default=1_000, help="batch_size_rows of the 10/200-column runs")
     parser.add_argument("--no-emulator", action="store_true", help="skip the end-to-end runs into fakesnow")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="target-postgres and Python-side runs, alternated; medians compared"
+    )
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT / "target-snowflake" / "tests"))
@@ -187,12 +193,20 @@ def main() -> int:
         cur.execute(f'SELECT count(*) FROM "{schema.upper()}"."{table.upper()}"')
         return int(cur.fetchone()[0])
 
-    def sf(label: str, argv: list[str], stream: Path, rows: int, expect: int | None, **extra: Any) -> None:
-        schema = f"bench_{len(results)}"
+    runs = 0
+
+    def sf(argv: list[str], stream: Path, expect: int | None, **extra: Any) -> tuple[float, float, bool]:
+        nonlocal runs
+        runs += 1
+        schema = f"bench_{runs}"
         os.sync()
         secs, rss, rc = run_measured([*argv, "--config", str(sf_config(schema, **extra))], stream, env)
-        ok = rc == 0 and (expect is None or sf_count(schema, "bench") == expect)
-        results.append((label, rows, secs, rss, ok))
+        return secs, rss, rc == 0 and (expect is None or sf_count(schema, "bench") == expect)
+
+    def median(label: str, rows: int, measured: list[tuple[float, float, bool]]) -> None:
+        """One result line: the median wall clock of the runs, the largest peak RSS, all of them correct."""
+        secs = statistics.median(m[0] for m in measured)
+        results.append((label, rows, secs, max(m[1] for m in measured), all(m[2] for m in measured)))
 
     with PostgresServer() as pg:
         kw = pg.connect_kwargs()
@@ -205,22 +219,29 @@ def main() -> int:
             cfg = {k: kw.get(k) for k in ("host", "port", "user")} | {"database": kw.get("dbname")}
             pg_cfg = work / f"pg-{kind}.json"
             pg_cfg.write_text(json.dumps(cfg | {"default_target_schema": f"postgres_{kind}", "load_method": method}))
-            os.sync()
             pg_exe = shutil.which("target-postgres") or "target-postgres"
-            secs, rss, rc = run_measured([pg_exe, "--config", str(pg_cfg)], stream, env)
-            with psycopg2.connect(**kw) as pconn, pconn.cursor() as cur:
-                cur.execute(f'SELECT count(*) FROM "postgres_{kind}"."bench"')
-                ok = rc == 0 and cur.fetchone()[0] == expect
-            results.append((f"target-postgres ({kind})", args.rows, secs, rss, ok))
-            sf(f"target-snowflake Python-side ({kind})", [*this, "noop"], stream, args.rows, None, load_method=method)
+            pg_runs, py_runs = [], []
+            # Alternated, so both see the same moments of a noisy machine; each PostgreSQL run on a fresh table.
+            for _ in range(args.repeat):
+                with psycopg2.connect(**kw) as pconn, pconn.cursor() as cur:
+                    cur.execute(f'DROP SCHEMA IF EXISTS "postgres_{kind}" CASCADE')
+                os.sync()
+                secs, rss, rc = run_measured([pg_exe, "--config", str(pg_cfg)], stream, env)
+                with psycopg2.connect(**kw) as pconn, pconn.cursor() as cur:
+                    cur.execute(f'SELECT count(*) FROM "postgres_{kind}"."bench"')
+                    pg_runs.append((secs, rss, rc == 0 and cur.fetchone()[0] == expect))
+                py_runs.append(sf([*this, "noop"], stream, None, load_method=method))
+            median(f"target-postgres ({kind})", args.rows, pg_runs)
+            median(f"target-snowflake Python-side ({kind})", args.rows, py_runs)
             if not args.no_emulator:
-                sf(f"target-snowflake into fakesnow ({kind})", target, stream, args.rows, expect, load_method=method)
+                fake = sf(target, stream, expect, load_method=method)
+                median(f"target-snowflake into fakesnow ({kind})", args.rows, [fake])
             stream.unlink()
     if args.flat_rows:
         stream = work / "flat.singer"
         generate(stream, work / "flat.csv", args.flat_rows, upsert=False)
         (work / "flat.csv").unlink()
-        sf("target-snowflake Python-side (append, RSS)", [*this, "noop"], stream, args.flat_rows, None)
+        median("target-snowflake Python-side (append, RSS)", args.flat_rows, [sf([*this, "noop"], stream, None)])
         stream.unlink()
 
     per_batch: dict[int, tuple[collections.Counter[int], int, int]] = {}
@@ -241,6 +262,7 @@ def main() -> int:
     shutil.rmtree(work, ignore_errors=True)
 
     print()
+    print(f"median of {args.repeat} alternated runs for target-postgres and Python-side; one run for the others")
     print(f"{'load':48} {'rows':>9} {'seconds':>8} {'rows/s':>9} {'peak RSS MB':>12}")
     for label, rows, secs, rss, ok in results:
         print(f"{label + ('' if ok else ' (FAILED)'):48} {rows:>9} {secs:>8.2f} {rows / secs:>9.0f} {rss:>12.0f}")
