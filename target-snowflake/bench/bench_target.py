@@ -52,7 +52,7 @@ def child(mode: str, argv: list[str]) -> None:
 
     if mode == "noop":
 
-        def files_only(self: Any, conn: Any, chunks: Any, rows: int | None = None) -> Any:  # noqa: ARG001
+        def files_only(self: Any, conn: Any, chunks: Any, rows: int | None = None, attempt: Any = None) -> Any:  # noqa: ARG001
             path = self.workdir / f"batch_{uuid.uuid4().hex}.csv.gz"
             try:
                 load_mod.write_batch_file(chunks, path)
@@ -76,10 +76,10 @@ def child(mode: str, argv: list[str]) -> None:
                 log.append({"outside": command.split(None, 1)[0].upper()})
             return execute(self, command, *args, **kwargs)
 
-        def counted_load(self: Any, conn: Any, chunks: Any, rows: int | None = None) -> Any:
+        def counted_load(self: Any, conn: Any, chunks: Any, rows: int | None = None, attempt: Any = None) -> Any:
             local.batch = []
             try:
-                return load(self, conn, chunks, rows)
+                return load(self, conn, chunks, rows, attempt)
             finally:
                 log.append({"batch": local.batch, "rows": rows})
                 local.batch = None

@@ -16,6 +16,7 @@ session, created with the DDL before any data transaction (DDL commits an open t
 from __future__ import annotations
 
 import contextlib
+import datetime
 import re
 import shutil
 import tempfile
@@ -116,10 +117,27 @@ def write_batch_file(chunks: Iterable[bytes], path: Path) -> int:
 
 @dataclass
 class LoadResult:
-    """What one batch did: rows COPY'd into staging and the statements run (their count is constant)."""
+    """What one batch did: rows COPY'd into staging and the statements run (their count is constant).
+
+    `already_committed`: a redo found the batch committed by the attempt whose COMMIT lost its answer.
+    """
 
     rows: int
     statements: list[str] = field(default_factory=list)
+    already_committed: bool = False
+
+
+@dataclass
+class BatchAttempt:
+    """One batch across its redos: its load time, and whether a COMMIT of it was sent.
+
+    A COMMIT whose answer is lost (the connection dropped, a timeout) may have gone through. A MERGE sent again is
+    harmless; an append INSERT is not. So an append batch's rows carry one load time, taken when the batch is first
+    sent and the same in every redo (`stamp`, UTC), and a redo after a sent COMMIT first counts the rows with it.
+    """
+
+    stamp: datetime.datetime = field(default_factory=lambda: datetime.datetime.now(datetime.UTC))
+    commit_sent: bool = False
 
 
 @dataclass
@@ -246,6 +264,13 @@ class TableLoad:
             return "CONVERT_TIMEZONE('UTC', CURRENT_TIMESTAMP())::TIMESTAMP_NTZ"
         return "CURRENT_TIMESTAMP()"
 
+    def stamp_sql(self, stamp: datetime.datetime) -> str:
+        """A batch's load time (UTC) as a literal of the table's timestamp type."""
+        text = stamp.astimezone(datetime.UTC).isoformat(timespec="microseconds")  # ...T...+00:00
+        if self.options.timestamp_type == "TIMESTAMP_NTZ":
+            return f"'{text.removesuffix('+00:00')}'::TIMESTAMP_NTZ"
+        return f"'{text}'::TIMESTAMP_TZ"
+
     def copy_sql(self, location: str) -> str:
         """COPY the staged file into the staging table; PURGE removes the file once loaded.
 
@@ -258,14 +283,23 @@ class TableLoad:
             f"FILE_FORMAT=({FILE_FORMAT}) ON_ERROR=ABORT_STATEMENT PURGE=TRUE FORCE=TRUE"
         )
 
-    def write_sql(self, into: str | None = None) -> str:
-        """The ONE statement that writes the batch: MERGE (keyed; newest record per key) or INSERT ... SELECT."""
-        into = into or (self.side if self.mode == "overwrite" else self.target)
+    @property
+    def written(self) -> str:
+        """The table a batch is written to: the target, or the overwrite run's side table."""
+        return self.side if self.mode == "overwrite" else self.target
+
+    def write_sql(self, into: str | None = None, stamp: datetime.datetime | None = None) -> str:
+        """The ONE statement that writes the batch: MERGE (keyed; newest record per key) or INSERT ... SELECT.
+
+        `stamp`: the append batch's load time (see `BatchAttempt`); else Snowflake's current time.
+        """
+        into = into or self.written
         cols = [quote(c.name) for c in self.columns]
         ts = quote(self.timestamp_column)
         source = ", ".join(self._source_expr(c) for c in self.columns)
         if not self.keyed:
-            return f"INSERT INTO {into} ({', '.join(cols)}, {ts}) SELECT {source}, {self.now_sql()} FROM {self.staging}"
+            now = self.now_sql() if stamp is None else self.stamp_sql(stamp)
+            return f"INSERT INTO {into} ({', '.join(cols)}, {ts}) SELECT {source}, {now} FROM {self.staging}"
         keys = [quote(k) for k in self.key_columns]
         newest = (
             f"SELECT {source} FROM {self.staging} "
@@ -282,28 +316,39 @@ class TableLoad:
             f"WHEN NOT MATCHED THEN INSERT ({', '.join(cols)}, {ts}) VALUES ({values}, {self.now_sql()})"
         )
 
-    def load(self, conn: Any, chunks: Iterable[bytes], rows: int | None = None) -> LoadResult:
+    def load(
+        self, conn: Any, chunks: Iterable[bytes], rows: int | None = None, attempt: BatchAttempt | None = None
+    ) -> LoadResult:
         """Load one batch as one transaction.
 
         On any error the transaction is rolled back and the error raised as it is (classify it with
-        `connector.is_transient`: a transient one can be redone with the same chunks).
+        `connector.is_transient`: a transient one can be redone with the same chunks and the same `attempt`).
 
         Args:
             conn: an autocommit connection on which `prepare` ran (the staging table is session-local).
             chunks: rows in `SNOWFLAKE_ROWS` form (whole rows per chunk).
             rows: how many rows the chunks hold; when given, COPY must load exactly that many.
+            attempt: the batch across its redos. With it, an append batch's rows carry its load time, and a redo
+                after a COMMIT whose answer was lost first counts the rows with that time (never appends twice).
         """
         batch = uuid.uuid4().hex
         assert self.workdir is not None  # noqa: S101 - set in __post_init__
         path = self.workdir / f"batch_{batch}.csv.gz"
         result = LoadResult(rows=0)
         cur = conn.cursor()
+        stamped = None if self.keyed else attempt  # a MERGE sent twice is harmless: only appends are stamped
 
         def run(sql: str) -> Any:
             result.statements.append(sql)
             return cur.execute(sql)
 
         try:
+            if stamped is not None and stamped.commit_sent and rows:
+                ts = quote(self.timestamp_column)
+                run(f"SELECT COUNT(*) FROM {self.written} WHERE {ts} = {self.stamp_sql(stamped.stamp)}")
+                if int(cur.fetchone()[0]) == rows:  # a transaction is whole: all of the batch's rows, or none
+                    result.rows, result.already_committed = rows, True
+                    return result
             write_batch_file(chunks, path)
             location = self._location(batch)
             run(f"PUT '{path.as_uri()}' {location} AUTO_COMPRESS=FALSE SOURCE_COMPRESSION=GZIP OVERWRITE=TRUE")
@@ -316,7 +361,9 @@ class TableLoad:
                 msg = f"COPY loaded {loaded} of the batch's {rows} rows into the staging table"
                 raise BatchLoadError(msg)
             run("BEGIN")
-            run(self.write_sql())
+            run(self.write_sql(stamp=stamped.stamp if stamped is not None else None))
+            if attempt is not None:
+                attempt.commit_sent = True
             run("COMMIT")
         except BaseException:
             with contextlib.suppress(Exception):  # the connection may be gone; the error that matters is re-raised

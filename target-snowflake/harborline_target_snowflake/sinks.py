@@ -27,7 +27,14 @@ from harborline_singer_shared.rules import ColumnPlan, TablePlan, plan_table
 from harborline_singer_shared.warehouse.errors import RecordTypeError, TargetLoadError
 from harborline_singer_shared.warehouse.sink import VERSION_COLUMN, WarehouseSink
 from harborline_target_snowflake import connector
-from harborline_target_snowflake.load import SEQ_COLUMN, SNOWFLAKE_ROWS, BatchLoadError, TableLoad, copy_rejection
+from harborline_target_snowflake.load import (
+    SEQ_COLUMN,
+    SNOWFLAKE_ROWS,
+    BatchAttempt,
+    BatchLoadError,
+    TableLoad,
+    copy_rejection,
+)
 
 if TYPE_CHECKING:
     from harborline_target_snowflake.pool import PooledConnection
@@ -272,11 +279,14 @@ class SnowflakeSink(WarehouseSink):
         load = self._load
         assert load is not None  # noqa: S101 - set by setup
         started = time.perf_counter()
-        self._with_connection(
-            lambda pooled: load.load(pooled.conn, data, rows),
+        attempt = BatchAttempt()  # the same across redos: a redo after a lost COMMIT answer asks whether it took
+        result = self._with_connection(
+            lambda pooled: load.load(pooled.conn, data, rows, attempt),
             lambda exc: self._load_failed(exc, lines),
             "redoing the batch",
         )
+        if result.already_committed:
+            self.logger.info("Stream %r: the batch had been committed before the fault", self.stream_name)
         self.committed(rows, started)
 
     def _with_connection(

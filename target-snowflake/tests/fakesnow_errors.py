@@ -138,7 +138,8 @@ class Fault:
     """Refuse the statements matching `pattern` (from the start) with Snowflake error `errno`.
 
     The first `skip` matches run normally, the next `times` are refused; `seen` counts the matches, `hits` the
-    refusals (`times=0`: only count).
+    refusals (`times=0`: only count). With `after`, the statement runs first and its answer is the error: an
+    answer lost after the work was done (a COMMIT that took, as far as the client can tell, may not have).
     """
 
     pattern: re.Pattern[str]
@@ -147,6 +148,7 @@ class Fault:
     sqlstate: str
     skip: int = 0
     times: int = 1
+    after: bool = False
     seen: int = 0
     hits: int = 0
 
@@ -159,10 +161,18 @@ class Faults:
         self._armed: list[Fault] = []
 
     def inject(
-        self, pattern: str, errno: int, message: str, *, sqlstate: str = "57014", skip: int = 0, times: int = 1
+        self,
+        pattern: str,
+        errno: int,
+        message: str,
+        *,
+        sqlstate: str = "57014",
+        skip: int = 0,
+        times: int = 1,
+        after: bool = False,
     ) -> Fault:
         """Arm a fault; `pattern` is a regular expression matched at the start of the statement text."""
-        fault = Fault(re.compile(pattern), errno, message, sqlstate, skip, times)
+        fault = Fault(re.compile(pattern), errno, message, sqlstate, skip, times, after)
         with self._lock:
             self._armed.append(fault)
         return fault
@@ -175,11 +185,14 @@ class Faults:
         with self._lock:
             self._armed.clear()
 
-    def check(self, command: str) -> None:
-        """Raise the error of the first armed fault this statement triggers (as Snowflake would answer)."""
+    def check(self, command: str, *, after: bool = False) -> None:
+        """Raise the error of the first armed fault this statement triggers (as Snowflake would answer).
+
+        Called before the statement runs, and with `after` once it has run (for the faults armed with `after`).
+        """
         with self._lock:
             for fault in self._armed:
-                if not fault.pattern.match(command):
+                if fault.after != after or not fault.pattern.match(command):
                     continue
                 fault.seen += 1
                 if fault.seen > fault.skip and fault.hits < fault.times:

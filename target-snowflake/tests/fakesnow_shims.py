@@ -186,6 +186,7 @@ def _execute(original: Any) -> Any:
         for column, text in column_comments:
             with self._conn.cursor() as cur:
                 original(cur, f"COMMENT ON COLUMN {table}.{column} IS {literal(text)}")
+        FAULTS.check(command, after=True)
         return result
 
     return execute

@@ -72,6 +72,37 @@ def test_a_snowflake_timeout_mid_batch_is_redone_and_the_table_ends_exact(
     assert wh.tables() == ["TT"]
 
 
+@pytest.mark.parametrize("took", [True, False], ids=["commit-took", "commit-did-not-take"])
+def test_an_append_batch_whose_commit_answer_was_lost_is_never_appended_twice(
+    wh: Warehouse, faults: Faults, *, took: bool
+) -> None:
+    """The second batch's COMMIT is answered with a timeout: after it went through (`took`), or instead of it.
+
+    The redo cannot tell from the error; it counts the rows carrying the batch's load time, and appends them only
+    if they are not there. (Keyed MERGE batches are redone as they are: a MERGE sent twice changes nothing.)
+    """
+    errno, message = STATEMENT_TIMEOUT
+    fault = faults.inject("COMMIT$", errno, message, skip=1, after=took)
+    stream = [
+        schema_msg("ap", PROPS, []),
+        *(record_msg("ap", {"id": i, "v": f"v{i}"}) for i in (1, 2)),
+        state_msg({"pos": 2}),
+        *(record_msg("ap", {"id": i, "v": f"v{i}"}) for i in (3, 4)),
+        state_msg({"pos": 4}),
+        record_msg("ap", {"id": 5, "v": "v5"}),
+        state_msg({"pos": 5}),
+    ]
+    result = wh.cli(stream, batch_size_rows=2, load_method="append-only")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert fault.hits == 1
+    assert wh.rows("ap", ["id", "v"]) == [(i, f"v{i}") for i in range(1, 6)]  # each record once
+    assert "reconnecting and redoing the batch" in result.stderr
+    assert ("the batch had been committed before the fault" in result.stderr) is took
+    assert result.states == [{"pos": 2}, {"pos": 4}, {"pos": 5}]
+    stamps = wh.query(f'SELECT COUNT(DISTINCT "__LOADED_AT") FROM {wh.table("ap")}')
+    assert stamps == [(3,)]  # one load time per batch
+
+
 def test_a_permanent_error_mid_batch_stops_in_one_line_with_nothing_of_the_batch(wh: Warehouse, faults: Faults) -> None:
     fault = faults.inject(
         f"MERGE INTO {re.escape(wh.table('pp'))} ",

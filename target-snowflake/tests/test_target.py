@@ -169,10 +169,10 @@ class _FaultOnce:
         real = load.TableLoad.load
         outer = self
 
-        def faulty(self: load.TableLoad, conn: Any, chunks: Any, rows: int | None = None) -> Any:
+        def faulty(self: load.TableLoad, conn: Any, chunks: Any, rows: int | None = None, attempt: Any = None) -> Any:
             outer.loads += 1
             if outer.error is None:
-                return real(self, conn, chunks, rows)
+                return real(self, conn, chunks, rows, attempt)
             original_cursor = conn.cursor
 
             def cursor() -> Any:
@@ -190,7 +190,7 @@ class _FaultOnce:
 
             conn.cursor = cursor
             try:
-                return real(self, conn, chunks, rows)
+                return real(self, conn, chunks, rows, attempt)
             finally:
                 conn.cursor = original_cursor
 
