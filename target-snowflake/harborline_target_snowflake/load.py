@@ -16,10 +16,10 @@ session, created with the DDL before any data transaction (DDL commits an open t
 from __future__ import annotations
 
 import contextlib
-import datetime
 import re
 import shutil
 import tempfile
+import time
 import uuid
 import zlib
 from collections.abc import Iterable, Sequence
@@ -133,10 +133,11 @@ class BatchAttempt:
 
     A COMMIT whose answer is lost (the connection dropped, a timeout) may have gone through. A MERGE sent again is
     harmless; an append INSERT is not. So an append batch's rows carry one load time, taken when the batch is first
-    sent and the same in every redo (`stamp`, UTC), and a redo after a sent COMMIT first counts the rows with it.
+    sent and the same in every redo (`stamp`: Unix epoch milliseconds, so that a column of any precision holds it
+    exactly), and a redo after a sent COMMIT first counts the rows with it.
     """
 
-    stamp: datetime.datetime = field(default_factory=lambda: datetime.datetime.now(datetime.UTC))
+    stamp: int = field(default_factory=lambda: time.time_ns() // 1_000_000)
     commit_sent: bool = False
 
 
@@ -264,12 +265,12 @@ class TableLoad:
             return "CONVERT_TIMEZONE('UTC', CURRENT_TIMESTAMP())::TIMESTAMP_NTZ"
         return "CURRENT_TIMESTAMP()"
 
-    def stamp_sql(self, stamp: datetime.datetime) -> str:
-        """A batch's load time (UTC) as a literal of the table's timestamp type."""
-        text = stamp.astimezone(datetime.UTC).isoformat(timespec="microseconds")  # ...T...+00:00
-        if self.options.timestamp_type == "TIMESTAMP_NTZ":
-            return f"'{text.removesuffix('+00:00')}'::TIMESTAMP_NTZ"
-        return f"'{text}'::TIMESTAMP_TZ"
+    def stamp_sql(self, stamp: int) -> str:
+        """A batch's load time (epoch milliseconds) in the table's timestamp type (NTZ: UTC wall clock).
+
+        From a number, not text: text would be read with the account's TIMESTAMP_INPUT_FORMAT.
+        """
+        return f"TO_{self.options.timestamp_type}({int(stamp)}, 3)"
 
     def copy_sql(self, location: str) -> str:
         """COPY the staged file into the staging table; PURGE removes the file once loaded.
@@ -288,7 +289,7 @@ class TableLoad:
         """The table a batch is written to: the target, or the overwrite run's side table."""
         return self.side if self.mode == "overwrite" else self.target
 
-    def write_sql(self, into: str | None = None, stamp: datetime.datetime | None = None) -> str:
+    def write_sql(self, into: str | None = None, stamp: int | None = None) -> str:
         """The ONE statement that writes the batch: MERGE (keyed; newest record per key) or INSERT ... SELECT.
 
         `stamp`: the append batch's load time (see `BatchAttempt`); else Snowflake's current time.

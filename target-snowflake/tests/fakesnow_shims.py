@@ -110,13 +110,25 @@ def _table_comment(cur: FakeSnowflakeCursor, schema: str, table: str) -> str | N
     return row[0] if row else None
 
 
-def _inline_column_comments(command: str) -> tuple[str, list[tuple[str, str]]]:
-    """(table, [(column, comment)]) of a CREATE TABLE or ADD COLUMN whose column definitions carry comments."""
+def _inline_column_comments(cur: FakeSnowflakeCursor, original: Any, command: str) -> tuple[str, list[tuple[str, str]]]:
+    """(table, [(column, comment)]) of a CREATE TABLE or ADD COLUMN whose column definitions carry comments.
+
+    Nothing for a `CREATE TABLE IF NOT EXISTS` of a table that exists: Snowflake leaves it (and its comments) as
+    they are.
+    """
     if not _CREATE_OR_ADD.match(command) or "COMMENT" not in command.upper():
         return "", []
     tree = sqlglot.parse_one(command, read="snowflake")
     if isinstance(tree, exp.Create) and isinstance(tree.this, exp.Schema):
         table, defs = tree.this.this, tree.this.expressions
+        if tree.args.get("exists"):
+            original(
+                cur,
+                "SELECT COUNT(*) FROM information_schema.tables "
+                f"WHERE table_schema = {literal(table.db)} AND table_name = {literal(table.name)}",
+            )
+            if cur.fetchone()[0]:
+                return "", []
     elif isinstance(tree, exp.Alter):
         table, defs = tree.this, tree.args.get("actions") or []
     else:
@@ -172,7 +184,7 @@ def _execute(original: Any) -> Any:
             return original(self, "SELECT 'Statement executed successfully.' AS \"status\"", **kwargs)
         if m := _SET_TYPE.fullmatch(command):
             _refuse_alter(self, original, m.group(1), m.group(2), m.group(3))
-        table, column_comments = _inline_column_comments(command)
+        table, column_comments = _inline_column_comments(self, original, command)
         if column_comments:  # (quiet: sqlglot warns that DuckDB has no column comments; they are applied below)
             sqlglot_log = logging.getLogger("sqlglot")
             level = sqlglot_log.level

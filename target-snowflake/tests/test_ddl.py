@@ -153,6 +153,18 @@ def test_the_emulator_refuses_what_snowflake_refuses(sf: tuple[Any, str]) -> Non
         cur.execute(f'ALTER TABLE {connector.qualified(schema, "ref")} ALTER COLUMN "N" SET DATA TYPE NUMBER(38,9)')
 
 
+def test_the_emulator_keeps_inline_column_comments_as_snowflake_does(sf: tuple[Any, str]) -> None:
+    """Guards the shim: fakesnow drops inline column comments; an existing table keeps its own."""
+    conn, schema = sf
+    cur = conn.cursor()
+    table = connector.qualified(schema, "cm")
+    cur.execute(f"CREATE TABLE IF NOT EXISTS {table} (\"A\" VARCHAR COMMENT 'first') COMMENT = 't'")
+    cur.execute(f"CREATE TABLE IF NOT EXISTS {table} (\"A\" VARCHAR COMMENT 'second', \"B\" VARCHAR COMMENT 'b')")
+    cur.execute(f"ALTER TABLE {table} ADD COLUMN \"C\" NUMBER(38,0) COMMENT 'c'")
+    got = {p.name: p.comment for p in connector.read_physical_columns(cur, schema, "cm") or []}
+    assert got == {"A": "first", "C": "c"}
+
+
 def test_narrowing_is_refused_before_any_ddl(sf: tuple[Any, str]) -> None:
     conn, schema = sf
     v1 = {"properties": {"id": {"type": "integer"}, "v": {"type": ["string", "null"]}}}
