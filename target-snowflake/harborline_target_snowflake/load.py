@@ -133,8 +133,8 @@ class BatchAttempt:
 
     A COMMIT whose answer is lost (the connection dropped, a timeout) may have gone through. A MERGE sent again is
     harmless; an append INSERT is not. So an append batch's rows carry one load time, taken when the batch is first
-    sent and the same in every redo (`stamp`: Unix epoch milliseconds, so that a column of any precision holds it
-    exactly), and a redo after a sent COMMIT first counts the rows with it.
+    sent and the same in every redo (`stamp`: Unix epoch milliseconds, held exactly by a column of millisecond
+    precision or finer; the target creates it with 9), and a redo after a sent COMMIT first counts the rows with it.
     """
 
     stamp: int = field(default_factory=lambda: time.time_ns() // 1_000_000)
